@@ -1,0 +1,41 @@
+# The README's two set-up commands: `make demo` and `make test`. Both work on a fresh machine
+# with only Python 3.11 and make; torch is pinned to the CPU wheel through constraints.txt.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
+
+# install stamps: reinstall when the package metadata or the pins change
+$(VENV)/.demo-installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e ".[plot,tasks]"
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e ".[dev]"
+	touch $@ $(VENV)/.demo-installed
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/lrkit schedule "warmup(100, cosine(900, floor=0.05), start=0.01)" --steps 1000 --lr 3e-4 --plot demo-schedule.png
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy src
+
+unit: $(VENV)/.dev-installed
+	$(BIN)/pytest -q -n 2
+
+test: lint typecheck unit
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/schedules.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
