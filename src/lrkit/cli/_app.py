@@ -21,7 +21,7 @@ from lrkit._version import __version__
 __all__ = ["app", "main", "run", "console", "err_console", "UserError"]
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     name="lrkit",
@@ -53,6 +53,12 @@ def _root(
 
 def _register_verbs() -> None:
     # Each verb lives in its own module and adds itself to ``app`` on import.
+    import lrkit.cli._advise  # noqa: F401
+    import lrkit.cli._auto  # noqa: F401
+    import lrkit.cli._diagnose  # noqa: F401
+    import lrkit.cli._find  # noqa: F401
+    import lrkit.cli._schedule  # noqa: F401
+    import lrkit.cli._tune  # noqa: F401
     pass
 
 
