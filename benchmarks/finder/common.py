@@ -1,0 +1,184 @@
+"""Shared pieces of the range-test benchmark: the cached LR grid, range-test curves, scoring.
+
+Cache layout (committed, compact): ``cache/<task>.json`` holds, per schedule (``constant`` /
+``cosine``), the final validation loss of every trained (lr, seed) pair (grid points and
+suggestions alike), and ``cache/curves_<task>.json`` the range-test curves per seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lrkit.tasks import Task, get_task, train
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / "cache"
+SCHEDULES = ("constant", "cosine")
+GRID_SEEDS = (0, 1, 2)
+POINTS_PER_DECADE = 3
+#: grid span by optimizer (extended automatically until it includes divergence)
+SPAN = {
+    "sgd_momentum": (-3.0, 1.0),
+    "adam": (-4.0, 0.0),
+    "adamw": (-4.0, 0.0),
+    "rmsprop": (-4.0, 0.0),
+}
+
+
+def lr_key(lr: float) -> str:
+    """The cache key of a learning rate: 4 significant digits."""
+    return f"{lr:.4g}"
+
+
+def round_lr(lr: float) -> float:
+    """Suggestions are trained at 3 significant digits (a <0.5% change) so runs cache well."""
+    return float(f"{lr:.3g}")
+
+
+def grid_lrs(lo_exp: float, hi_exp: float) -> list[float]:
+    n = round((hi_exp - lo_exp) * POINTS_PER_DECADE)
+    return [float(lr_key(10 ** (lo_exp + k / POINTS_PER_DECADE))) for k in range(n + 1)]
+
+
+def schedule_spec(name: str, budget: int) -> str | None:
+    return None if name == "constant" else f"cosine({budget})"
+
+
+class RunCache:
+    """Final validation losses by task, schedule, lr and seed, saved as JSON after each run."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.path = CACHE / f"{task.name}.json"
+        data: dict[str, Any] = {}
+        if self.path.exists():
+            data = json.loads(self.path.read_text())
+        self.grid: dict[str, list[float]] = data.get("grid", {})
+        self.runs: dict[str, dict[str, dict[str, float]]] = data.get(
+            "runs", {s: {} for s in SCHEDULES}
+        )
+        self.budget = data.get("budget", task.budget)
+        if self.budget != task.budget:
+            raise SystemExit(f"cache {self.path} was made with budget {self.budget}")
+
+    def save(self) -> None:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "task": self.task.name,
+            "budget": self.budget,
+            "grid": self.grid,
+            "runs": self.runs,
+        }
+        self.path.write_text(json.dumps(payload, indent=None, separators=(",", ":")) + "\n")
+
+    def get(self, schedule: str, lr: float, seed: int) -> float | None:
+        value = self.runs.get(schedule, {}).get(lr_key(lr), {}).get(str(seed))
+        return None if value is None else float(value)
+
+    def val_loss(self, schedule: str, lr: float, seed: int, *, allow_train: bool = True) -> float:
+        cached = self.get(schedule, lr, seed)
+        if cached is not None:
+            return cached
+        if not allow_train:
+            raise KeyError(f"{self.task.name}/{schedule}/lr={lr_key(lr)}/seed={seed} not cached")
+        result = train(
+            self.task,
+            lr=float(lr_key(lr)),
+            seed=seed,
+            schedule=schedule_spec(schedule, self.task.budget),
+        )
+        value = result.final_val_loss
+        stored = float(f"{value:.6g}") if math.isfinite(value) else math.inf
+        self.runs.setdefault(schedule, {}).setdefault(lr_key(lr), {})[str(seed)] = stored
+        self.save()
+        return stored
+
+    def mean_val_loss(
+        self,
+        schedule: str,
+        lr: float,
+        seeds: tuple[int, ...] = GRID_SEEDS,
+        *,
+        allow_train: bool = True,
+    ) -> float:
+        values = [self.val_loss(schedule, lr, s, allow_train=allow_train) for s in seeds]
+        return float(np.mean(values)) if all(math.isfinite(v) for v in values) else math.inf
+
+
+def run_grid(task: Task, cache: RunCache, *, allow_train: bool = True) -> dict[str, Any]:
+    """Train the full grid for both schedules (extending it until it brackets the optimum and
+    reaches divergence); return ``{schedule: {"lrs": [...], "loss": [...], "best_lr", "best"}}``."""
+    lo, hi = SPAN[task.optimizer]
+    out: dict[str, Any] = {}
+    for schedule in SCHEDULES:
+        s_lo, s_hi = cache.grid.get(schedule, [lo, hi])
+        while True:
+            lrs = grid_lrs(s_lo, s_hi)
+            losses = [cache.mean_val_loss(schedule, lr, allow_train=allow_train) for lr in lrs]
+            best_i = int(np.argmin(losses))
+            best = losses[best_i]
+            top_bad = not math.isfinite(losses[-1]) or losses[-1] > 3 * best
+            if best_i == 0 and s_lo > -7:
+                s_lo -= 1
+            elif (best_i >= len(lrs) - 2 or not top_bad) and s_hi < 3:
+                s_hi += 1
+            else:
+                break
+        if cache.grid.get(schedule) != [s_lo, s_hi]:
+            cache.grid[schedule] = [s_lo, s_hi]
+            cache.save()
+        out[schedule] = {"lrs": lrs, "loss": losses, "best_lr": lrs[best_i], "best": best}
+    return out
+
+
+def range_curves(task: Task, seeds: list[int], *, allow_run: bool = True) -> dict[str, Any]:
+    """Range-test curves (lrkit.finder.find_lr with its defaults) per seed, cached."""
+    from lrkit.finder import find_lr
+
+    path = CACHE / f"curves_{task.name}.json"
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    changed = False
+    for seed in seeds:
+        if str(seed) in data:
+            continue
+        if not allow_run:
+            raise KeyError(f"range-test curve {task.name}/seed={seed} not cached")
+        setup = task.setup(seed=seed)
+        start = time.perf_counter()
+        test = find_lr(setup.model, setup.optimizer, setup.loss_fn, setup.train_loader)
+        seconds = time.perf_counter() - start
+        data[str(seed)] = {
+            "lrs": [float(f"{v:.6g}") for v in test.lrs],
+            "losses": [float(f"{v:.6g}") if math.isfinite(v) else str(v) for v in test.losses],
+            "stop_reason": test.stop_reason,
+            "seconds": round(seconds, 3),
+        }
+        changed = True
+    if changed:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+    return data
+
+
+def curve_arrays(entry: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lrs, losses, smoothed)`` of a cached curve; smoothing as find_lr's default (0.98)."""
+    from lrkit.finder import ema
+
+    lrs = np.asarray(entry["lrs"], dtype=np.float64)
+    losses = np.asarray([float(v) for v in entry["losses"]], dtype=np.float64)
+    smoothed = ema(losses, 0.98)
+    return lrs, losses, smoothed
+
+
+def setup_threads() -> None:
+    torch.set_num_threads(1)
+
+
+__all__ = ["get_task"]

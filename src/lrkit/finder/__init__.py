@@ -1,0 +1,32 @@
+"""The learning-rate range test: :func:`find_lr` runs it, :class:`RangeTest` holds the curve.
+
+Example:
+    >>> import torch
+    >>> from lrkit.finder import find_lr
+    >>> model = torch.nn.Linear(4, 1)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    >>> data = [(torch.randn(16, 4), torch.randn(16, 1)) for _ in range(5)]
+    >>> result = find_lr(model, opt, torch.nn.functional.mse_loss, data, num_steps=30)
+    >>> result.stop_reason in ("completed", "diverged", "non-finite")
+    True
+"""
+
+from lrkit.finder._range_test import ema, find_lr, ramp
+from lrkit.finder._result import STOP_REASONS, RangeTest
+from lrkit.finder._rules import METHODS, SCHEDULES, Suggestion, suggest, suggest_range
+from lrkit.finder._snapshot import Snapshot, take_snapshot
+
+__all__ = [
+    "METHODS",
+    "SCHEDULES",
+    "STOP_REASONS",
+    "RangeTest",
+    "Snapshot",
+    "Suggestion",
+    "ema",
+    "find_lr",
+    "ramp",
+    "suggest",
+    "suggest_range",
+    "take_snapshot",
+]

@@ -1,0 +1,153 @@
+"""lrkit's default rule on synthetic curves with known answers, noise, spikes and bad curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrkit.finder import _rules
+from lrkit.finder._rules import METHODS, Suggestion, suggest, suggest_range
+
+LRS = np.geomspace(1e-7, 10.0, 100)  # find_lr's default ramp: 12.4 points per decade
+X = np.log10(LRS)
+
+
+def ideal(knee_lr: float = 1e-3, blow_lr: float = 1.0) -> np.ndarray:
+    """Flat at 2, a logistic descent to 0.5 centred a decade below ``knee_lr``, then a blow-up.
+
+    The logistic 1.5 / (1 + exp(-4 (x - c))) has done 90% of its descent where
+    exp(-4 (x - c)) = 1/9, i.e. at x = c + ln(9) / 4 = c + 0.549 decades.
+    """
+    c = np.log10(knee_lr) - np.log(9) / 4
+    descent = 0.5 + 1.5 / (1 + np.exp(4 * (X - c)))
+    return descent + 20 * np.maximum(X - np.log10(blow_lr), 0) ** 2
+
+
+def ema(values: np.ndarray, beta: float = 0.98) -> np.ndarray:
+    out, avg = [], 0.0
+    for k, v in enumerate(values, start=1):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta**k))
+    return np.asarray(out)
+
+
+def lrkit(losses: np.ndarray, lrs: np.ndarray = LRS, schedule: str = "constant") -> Suggestion:
+    return suggest(lrs, losses, ema(losses), "lrkit", schedule=schedule)
+
+
+def test_known_answer_on_a_clean_curve() -> None:
+    got = lrkit(ideal(knee_lr=1e-3, blow_lr=1.0))
+    # the knee is at 1e-3 (within one point of the ramp, a factor 10**(8/99) = 1.2)
+    assert got.lr is not None
+    assert _rules._FACTOR * 1e-3 / 1.25 < got.lr < _rules._FACTOR * 1e-3 * 1.25
+    assert "knee" in got.reason and got.method == "lrkit"
+
+
+def test_edge_caps_the_suggestion_when_the_blow_up_is_close() -> None:
+    # the loss turns up just after the knee: the cap (half the edge lr) must bind
+    losses = ideal(knee_lr=1e-3, blow_lr=1.5e-3)
+    got = lrkit(losses)
+    f = _rules.curve_features(LRS, losses)
+    assert f.i_edge is not None
+    assert got.lr == pytest.approx(_rules._EDGE_CAP * LRS[f.i_edge])
+    assert got.lr < _rules._FACTOR * LRS[f.i_knee]
+    assert "turns up" in got.reason
+
+
+def test_cosine_multiplies_by_the_schedule_factor() -> None:
+    losses = ideal()
+    const, cos = lrkit(losses), lrkit(losses, schedule="cosine")
+    assert const.lr is not None and cos.lr is not None
+    assert cos.lr == pytest.approx(const.lr * _rules._SCHEDULE_FACTOR["cosine"])
+    assert _rules._SCHEDULE_FACTOR["cosine"] >= 1.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_noise_and_spikes_move_it_little(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    clean = lrkit(ideal()).lr
+    noisy = ideal() + rng.normal(0, 0.08, len(LRS))
+    spikes = rng.choice(len(LRS) - 10, 4, replace=False)
+    noisy[spikes] += 3.0  # isolated loss spikes (a bad batch)
+    got = lrkit(noisy).lr
+    assert clean is not None and got is not None
+    assert clean / 1.5 < got < clean * 1.5
+
+
+def test_a_deep_local_dip_before_the_minimum_is_not_taken() -> None:
+    losses = ideal()
+    losses[30] -= 1.0  # one very low point (lucky batch) early on
+    clean = lrkit(ideal()).lr
+    got = lrkit(losses).lr
+    assert clean is not None and got == pytest.approx(clean)
+
+
+def test_stable_across_shifted_seeds_of_the_same_curve() -> None:
+    lrs_found = []
+    for seed in range(8):
+        rng = np.random.default_rng(100 + seed)
+        lrs_found.append(lrkit(ideal() + rng.normal(0, 0.05, len(LRS))).lr)
+    assert max(lrs_found) / min(lrs_found) < 2.0  # type: ignore[operator]
+
+
+def test_flat_curve_gives_no_answer() -> None:
+    rng = np.random.default_rng(0)
+    got = lrkit(2.0 + rng.normal(0, 0.02, len(LRS)))
+    assert got.lr is None and "no usable descent" in got.reason
+
+
+def test_immediately_divergent_curve_gives_no_answer() -> None:
+    got = lrkit(1.0 + 0.5 * np.arange(40.0), lrs=LRS[:40])
+    assert got.lr is None and "diverged at once" in got.reason
+
+
+def test_too_short_curve_gives_no_answer() -> None:
+    got = lrkit(np.linspace(2, 1, 12), lrs=LRS[:12])
+    assert got.lr is None and "too short" in got.reason
+    assert suggest_range(LRS[:12], np.linspace(2, 1, 12), np.linspace(2, 1, 12)) is None
+
+
+def test_nan_after_divergence_is_cut() -> None:
+    losses = ideal()
+    cut = losses.copy()
+    cut[90:] = np.nan
+    assert lrkit(cut).lr == pytest.approx(lrkit(losses[:90], lrs=LRS[:90]).lr)
+
+
+def test_range_brackets_the_cosine_peak() -> None:
+    losses = ideal()
+    low, high = suggest_range(LRS, losses, ema(losses))  # type: ignore[misc]
+    peak = lrkit(losses, schedule="cosine").lr
+    assert high == pytest.approx(peak) and low == pytest.approx(high / 10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    scale=st.floats(0.01, 100.0),
+    shift=st.floats(-5.0, 5.0),
+    lr_scale_exp=st.integers(-3, 3),
+)
+def test_invariant_to_loss_units_and_lr_units(
+    scale: float, shift: float, lr_scale_exp: int
+) -> None:
+    # the answer moves with the lr axis and ignores the loss's units and offset
+    base = ideal()
+    ref = lrkit(base).lr
+    lr_scale = 10.0**lr_scale_exp
+    got = lrkit(base * scale + shift, lrs=LRS * lr_scale).lr
+    assert ref is not None and got is not None
+    assert got == pytest.approx(ref * lr_scale, rel=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=0, max_size=60))
+def test_every_rule_returns_a_suggestion_for_any_finite_curve(values: list[float]) -> None:
+    losses = np.asarray(values, dtype=float)
+    lrs = np.geomspace(1e-5, 1, len(values)) if values else np.array([])
+    for method in METHODS:
+        got = suggest(lrs, losses, losses, method)
+        assert isinstance(got, Suggestion)
+        assert got.lr is None or (np.isfinite(got.lr) and got.lr > 0)
+        assert got.lr is not None or got.reason
