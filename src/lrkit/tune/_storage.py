@@ -1,0 +1,265 @@
+"""Where a study lives: SQLite file, journal file, PostgreSQL (or another SQL URL), memory.
+
+=====================================  ==================================================
+``storage=``                           storage
+=====================================  ==================================================
+``None`` (``workers=1``)               SQLite file ``lrkit-tune.db`` in the working directory
+``None`` (``workers>1``)               journal file ``lrkit-tune.journal`` (concurrent-safe)
+``"path.db"`` / ``"sqlite:///p.db"``   SQLite file (one process at a time)
+``"path.journal"`` / ``"journal:p"``   Optuna journal file (several processes on one host)
+``"postgresql://user:pw@host/db"``     PostgreSQL with heartbeats (many machines)
+``":memory:"``                         in memory (nothing persists; one process)
+=====================================  ==================================================
+
+Passwords never leave this module unmasked: :func:`mask_url` is applied to every URL that is
+logged, shown, stored in results or put into an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lrkit._optional import require
+from lrkit._validate import fail
+
+__all__ = [
+    "DEFAULT_JOURNAL",
+    "DEFAULT_SQLITE",
+    "StorageSpec",
+    "mask_url",
+    "open_storage",
+    "resolve_storage",
+    "scrub",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SQLITE = "lrkit-tune.db"
+DEFAULT_JOURNAL = "lrkit-tune.journal"
+
+_USERINFO = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
+)
+_QUERY_PW = re.compile(r"(?P<key>[?&]password=)(?P<pw>[^&\s]*)", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """Replace the password of a URL (user info or ``?password=``) with ``***``.
+
+    Example:
+        >>> mask_url("postgresql://me:s3cret@db.example:5432/hpo")
+        'postgresql://me:***@db.example:5432/hpo'
+    """
+    masked = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+    return _QUERY_PW.sub(lambda m: f"{m['key']}***", masked)
+
+
+def _passwords(url: str) -> list[str]:
+    found = [m["pw"] for m in _USERINFO.finditer(url)] + [m["pw"] for m in _QUERY_PW.finditer(url)]
+    return [p for p in found if p]
+
+
+def scrub(text: str, url: str) -> str:
+    """Mask any URL in ``text`` and every literal occurrence of ``url``'s password."""
+    result = mask_url(text)
+    for password in _passwords(url):
+        result = result.replace(password, "***")
+        # drivers sometimes quote or percent-decode the password
+        from urllib.parse import unquote
+
+        decoded = unquote(password)
+        if decoded != password:
+            result = result.replace(decoded, "***")
+    return result
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """A resolved storage description (picklable: worker processes open their own)."""
+
+    kind: str  # "sqlite", "journal", "rdb", "memory"
+    target: str  # file path or SQLAlchemy URL (with password: never print this field)
+    heartbeat_interval: int | None = None
+    grace_period: int | None = None
+    max_retry: int | None = 3
+
+    @property
+    def display(self) -> str:
+        """What may be shown to users and logs (password masked)."""
+        if self.kind == "memory":
+            return ":memory:"
+        if self.kind == "journal":
+            return f"journal:{self.target}"
+        return mask_url(self.target)
+
+    @property
+    def concurrent(self) -> bool:
+        """True when several processes may write to this storage at once."""
+        return self.kind in ("journal", "rdb")
+
+    @property
+    def heartbeat(self) -> bool:
+        return self.heartbeat_interval is not None
+
+
+def _normalise_sql_url(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    lowered = scheme.lower()
+    if lowered in ("postgresql", "postgres"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
+def resolve_storage(
+    storage: object,
+    *,
+    workers: int = 1,
+    heartbeat_interval: int = 10,
+    grace_period: int | None = None,
+    max_retry: int | None = 3,
+) -> StorageSpec:
+    """Turn the user's ``storage`` argument into a :class:`StorageSpec` (validation only).
+
+    Raises ValueError for an unknown form, or for SQLite/memory with ``workers > 1`` (SQLite is
+    not safe for concurrent writers: "database is locked").
+    """
+    if storage is None:
+        spec = (
+            StorageSpec("sqlite", f"sqlite:///{DEFAULT_SQLITE}")
+            if workers == 1
+            else StorageSpec("journal", DEFAULT_JOURNAL)
+        )
+    elif isinstance(storage, Path) or isinstance(storage, str):
+        text = str(storage).strip()
+        if not text:
+            fail("storage", storage, "a file path or a database URL")
+        if text == ":memory:":
+            spec = StorageSpec("memory", "")
+        elif text.startswith("journal:"):
+            path = text[len("journal:") :]
+            if not path:
+                fail("storage", storage, "'journal:PATH' with a file path")
+            spec = StorageSpec("journal", path)
+        elif "://" in text:
+            url = _normalise_sql_url(text)
+            scheme = url.partition("://")[0].lower()
+            if scheme.startswith("sqlite"):
+                spec = StorageSpec("sqlite", url)
+            elif scheme.startswith(("postgresql", "mysql")):
+                spec = StorageSpec(
+                    "rdb",
+                    url,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    max_retry=max_retry,
+                )
+            else:
+                raise ValueError(
+                    "storage must be a sqlite://, postgresql:// or mysql:// URL, a .db or "
+                    f".journal file path, or ':memory:', but got storage={mask_url(text)!r}"
+                )
+        elif text.endswith((".journal", ".log", ".jsonl")):
+            spec = StorageSpec("journal", text)
+        elif text.endswith((".db", ".sqlite", ".sqlite3")):
+            spec = StorageSpec("sqlite", f"sqlite:///{text}")
+        else:
+            raise ValueError(
+                "storage must be a database URL (postgresql://..., sqlite:///...), a file path "
+                "ending in .db (SQLite) or .journal (journal file), or ':memory:', "
+                f"but got storage={mask_url(text)!r}"
+            )
+    else:
+        fail("storage", type(storage).__name__, "None, a file path or a database URL string")
+    if workers > 1 and not spec.concurrent:
+        raise ValueError(
+            f"storage={spec.display!r} is not safe for {workers} concurrent worker processes "
+            "(SQLite locks, memory is per process); use a journal file (e.g. "
+            "storage='study.journal') or a PostgreSQL URL"
+        )
+    return spec
+
+
+def open_storage(spec: StorageSpec) -> Any:
+    """Open the Optuna storage described by ``spec``; unreachable -> ValueError (masked)."""
+    optuna = require("optuna", "tune")
+    if spec.kind == "memory":
+        return optuna.storages.InMemoryStorage()
+    if spec.kind == "journal":
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = Path(spec.target)
+        if path.parent and not path.parent.exists():
+            raise ValueError(f"storage directory {str(path.parent)!r} does not exist")
+        try:
+            return JournalStorage(JournalFileBackend(str(path)))
+        except Exception as exc:
+            raise ValueError(f"cannot open journal storage {spec.display!r}: {exc}") from None
+    engine_kwargs: dict[str, Any] = {}
+    callback = None
+    if spec.kind == "rdb":
+        # small pools: every worker process holds at most a few connections (PostgreSQL's
+        # default limit is 100); pre-ping survives server restarts; fail fast when unreachable.
+        engine_kwargs = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4}
+        if spec.target.startswith("postgresql"):
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    else:
+        database = spec.target.partition(":///")[2]
+        if database and database != ":memory:":
+            parent = Path(database).parent
+            if not parent.exists():
+                raise ValueError(f"storage directory {str(parent)!r} does not exist")
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                kwargs: dict[str, Any] = {}
+                if spec.heartbeat:
+                    callback = optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=spec.max_retry
+                    )
+                    kwargs = {
+                        "heartbeat_interval": spec.heartbeat_interval,
+                        "grace_period": spec.grace_period,
+                        "heartbeat_stale_trial_callback": callback,
+                    }
+                storage = optuna.storages.RDBStorage(
+                    spec.target, engine_kwargs=engine_kwargs, **kwargs
+                )
+            break
+        except ImportError as exc:
+            raise ValueError(
+                f"cannot open storage {spec.display!r}: the database driver is missing ({exc})"
+            ) from None
+        except Exception as exc:
+            reason = " ".join(str(exc).split())
+            # workers starting together on a fresh database race to create Optuna's tables
+            racing = "already exists" in reason or "duplicate key" in reason
+            if racing and attempt < 5:
+                time.sleep(0.2 + random.random() * 0.5)
+                continue
+            # SQLAlchemy appends a long "(Background on this error at: ...)" hint
+            reason = reason.split("(Background on this error")[0].strip()
+            raise ValueError(
+                f"cannot open storage {spec.display!r}: {type(exc).__name__}: "
+                f"{scrub(reason, spec.target)}"
+            ) from None
+    logger.info("opened storage %s", spec.display)
+    return storage
+
+
+def close_storage(storage: Any) -> None:
+    """Release database connections held by an RDB storage (no-op for the others)."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        try:
+            storage.remove_session()
+        except Exception:  # pragma: no cover - best effort at shutdown
+            pass
+        engine.dispose()
