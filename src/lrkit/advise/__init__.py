@@ -1,0 +1,28 @@
+"""Starting points: learning rate, search range, schedule and warmup by optimizer and model.
+
+Example:
+    >>> from lrkit.advise import advise
+    >>> print(advise("sgd+momentum", "resnet", batch_size=1024).lr)
+    0.4
+"""
+
+from lrkit.advise._advice import (
+    Advice,
+    Reason,
+    advise,
+    fmt_lr,
+    normalize_architecture,
+    normalize_optimizer,
+)
+from lrkit.advise._table import ARCHITECTURES, OPTIMIZERS
+
+__all__ = [
+    "ARCHITECTURES",
+    "OPTIMIZERS",
+    "Advice",
+    "Reason",
+    "advise",
+    "fmt_lr",
+    "normalize_architecture",
+    "normalize_optimizer",
+]

@@ -1,0 +1,33 @@
+"""The main job: advise -> range test -> schedule -> guarded check run -> diagnosis -> report.
+
+Example:
+    >>> from lrkit.auto import auto
+    >>> result = auto(task="digits", train_steps=100, out="report/")  # doctest: +SKIP
+    >>> result.lr, result.schedule, result.diagnosis.verdict  # doctest: +SKIP
+"""
+
+from lrkit.auto._pipeline import AutoResult, auto, code_snippet, infer_architecture, infer_optimizer
+from lrkit.auto._report import (
+    Card,
+    Figure,
+    ReportContent,
+    Section,
+    render_html,
+    render_markdown,
+    write_report,
+)
+
+__all__ = [
+    "AutoResult",
+    "Card",
+    "Figure",
+    "ReportContent",
+    "Section",
+    "auto",
+    "code_snippet",
+    "infer_architecture",
+    "infer_optimizer",
+    "render_html",
+    "render_markdown",
+    "write_report",
+]

@@ -1,0 +1,170 @@
+"""``lrkit auto``: advise -> range test -> schedule -> guarded check run -> diagnosis -> report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.syntax import Syntax
+from rich.table import Table
+
+from lrkit.advise import fmt_lr
+from lrkit.cli._app import UserError, app, console
+
+__all__ = ["auto_command"]
+
+
+def _load(target: str | None, task: str | None) -> Any:
+    if task is not None and target is None:
+        return None
+    if target is None or task is not None:
+        raise UserError(
+            "give exactly one of TARGET ('module:function' or 'file.py:function') and --task NAME"
+            f", but got TARGET={target!r} and --task={task!r}"
+        )
+    from lrkit._setup import as_setup
+    from lrkit.cli._target import load_target
+
+    factory = load_target(target)
+    try:
+        value = factory()
+    except Exception as exc:
+        raise UserError(f"calling TARGET {target!r} failed: {type(exc).__name__}: {exc}") from exc
+    return as_setup(value, source=f"TARGET {target!r}")
+
+
+@app.command("auto")
+def auto_command(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="'module:function' or 'path/file.py:function' returning the setup "
+            "(model, optimizer, loss_fn, train_loader[, val_loader, step_fn]).",
+            show_default=False,
+        ),
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="A built-in task instead of TARGET (digits).")
+    ] = None,
+    optimizer: Annotated[
+        str | None, typer.Option("--optimizer", "-o", help="Optimizer name (default: read it).")
+    ] = None,
+    arch: Annotated[
+        str | None, typer.Option("--arch", "-a", help="Architecture (default: read the model).")
+    ] = None,
+    fine_tuning: Annotated[
+        bool, typer.Option("--fine-tuning", help="Fine-tuning a pre-trained model.")
+    ] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Short training from scratch (one-cycle).")
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Your batch size (for scaling).")
+    ] = None,
+    reference_batch_size: Annotated[
+        int | None,
+        typer.Option("--reference-batch-size", help="Batch size the lr was tuned for."),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option("--steps", help="Your training budget in optimizer steps."),
+    ] = None,
+    train_steps: Annotated[
+        int, typer.Option("--train-steps", help="Steps of the guarded check run (0: none).")
+    ] = 0,
+    range_steps: Annotated[
+        int, typer.Option("--range-steps", help="Steps of the range test.")
+    ] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the setup and the run.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the report (HTML + markdown) here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """The main job: find the learning rate and schedule for a setup, check it, report."""
+    from lrkit.auto import auto
+
+    setup = _load(target, task)
+    bars: dict[str, TaskID] = {}
+    progress = Progress(
+        TextColumn("[bold]{task.description:<11}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=as_json,
+    )
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = progress.add_task(stage, total=total)
+        progress.update(bars[stage], completed=done, total=total)
+
+    with progress:
+        result = auto(
+            setup,
+            task=task,
+            optimizer=optimizer,
+            architecture=arch,
+            fine_tuning=fine_tuning,
+            batch_size=batch_size,
+            reference_batch_size=reference_batch_size,
+            total_steps=steps,
+            quick=quick,
+            train_steps=train_steps,
+            range_steps=range_steps,
+            seed=seed,
+            out=out,
+            progress=on_progress,
+        )
+    if as_json:
+        console.print_json(json.dumps(result.to_dict(), default=str))
+        return
+    table = Table(title=f"lrkit auto: {result.name}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("optimizer / model", f"{result.optimizer} + {result.architecture}")
+    table.add_row("learning rate", f"[bold green]{fmt_lr(result.lr)}[/]  ({result.lr_source})")
+    if result.lr_range is not None:
+        low, high = result.lr_range
+        table.add_row("range", f"{fmt_lr(low)} .. {fmt_lr(high)}")
+    table.add_row("schedule", f"[cyan]{result.schedule}[/]  ({result.advice.schedule_name})")
+    table.add_row("advisor's start", fmt_lr(result.advice.lr))
+    diagnosis = result.diagnosis
+    if diagnosis is not None:
+        verdict = str(diagnosis.verdict)
+        color = "green" if verdict == "healthy" else "yellow"
+        table.add_row(f"check run ({result.train_steps} steps)", f"[{color}]{verdict}[/]")
+        action = getattr(getattr(diagnosis, "action", None), "text", None)
+        if action:
+            table.add_row("action", str(action))
+        table.add_row("guard events", str(len(result.guard_events)))
+    console.print(table)
+    console.print(
+        Syntax(
+            result.snippet,
+            "python",
+            theme="ansi_dark",
+            background_color="default",
+            word_wrap=True,
+        )
+    )
+    for note in dict.fromkeys([*result.notes, *result.advice.notes]):
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if result.report:
+        console.print(
+            f"Report: [bold]{result.report['html']}[/] (markdown: {result.report['markdown']})",
+            highlight=False,
+            soft_wrap=True,
+        )
