@@ -173,13 +173,48 @@ def test_guard_callback_lowers_lr_on_spike(tmp_path: Path, caplog: Any) -> None:
             loss = super().training_step(batch, batch_idx)
             return loss * 1000.0 if self.global_step == 12 else loss
 
+    from lightning.pytorch.loggers import CSVLogger
+
     guard_cb = GuardCallback(policy="scale_lr", lr_factor=0.5, min_history=5)
-    trainer = _trainer(tmp_path, max_steps=16, callbacks=[guard_cb])
+    logger = CSVLogger(tmp_path, name="run", version=0)
+    trainer = _trainer(tmp_path, max_steps=16, callbacks=[guard_cb], logger=logger)
     with caplog.at_level(logging.WARNING):
         trainer.fit(Spiky(lr=0.01), _loader())
     events = guard_cb.guard.events
-    assert events, "the injected spike was not reported"
+    assert [e.step for e in events] == [12], "the injected spike at step 12 was not reported"
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.005)
+    assert any("lrkit Guard" in r.getMessage() for r in caplog.records)
+    # the event went through the module's logger too
+    rows = (tmp_path / "run" / "version_0" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    at = header.index("guard/event_step")
+    logged = [float(r.split(",")[at]) for r in rows[1:] if r.split(",")[at]]
+    assert logged == [12.0]
+    assert float(rows[1:][[r.split(",")[at] for r in rows[1:]].index("12.0")].split(",")[
+        header.index("guard/lr_scale")]) == pytest.approx(0.5)
+
+
+def test_guard_callback_rolls_back_to_the_last_good_snapshot(tmp_path: Path) -> None:
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+
+    class Spiky(TinyModule):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            seen[self.global_step] = {k: p.detach().clone() for k, p in self.named_parameters()}
+            loss = super().training_step(batch, batch_idx)
+            return loss * 1000.0 if self.global_step == 12 else loss
+
+    guard_cb = GuardCallback(policy="rollback", snapshot_every=5, min_history=5)
+    trainer = _trainer(tmp_path, max_steps=13, callbacks=[guard_cb])
+    module = Spiky(lr=0.01)
+    trainer.fit(module, _loader())
+    events = guard_cb.guard.events
+    assert events and events[0].step == 12
+    # after the spike the weights are those of the last snapshot, taken at step 10 before its
+    # update (BatchNorm statistics are snapshotted after that step's forward pass)
+    after = dict(module.named_parameters())
+    assert not torch.equal(after["net.0.weight"], seen[12]["net.0.weight"])
+    for key, value in seen[10].items():
+        assert torch.equal(after[key], value), key
 
 
 def test_guard_callback_stops_on_nan(tmp_path: Path) -> None:

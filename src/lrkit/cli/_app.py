@@ -59,10 +59,12 @@ def _register_verbs() -> None:
     import lrkit.cli._find  # noqa: F401
     import lrkit.cli._schedule  # noqa: F401
     import lrkit.cli._tune  # noqa: F401
-    pass
 
 
 def _one_line(exc: BaseException) -> str:
+    marked = getattr(exc, "one_line", None)  # errors that know their own one-line form
+    if isinstance(marked, str):
+        return marked
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.splitlines())
 
