@@ -32,7 +32,7 @@ demo: $(VENV)/.demo-installed
 	@echo "demo: plots and CSV written to $(DEMO_SCHED)/"
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples docs
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy src
