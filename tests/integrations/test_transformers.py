@@ -144,3 +144,49 @@ def test_diagnose_reads_trainer_state_of_a_real_run(tmp_path: Path) -> None:
     result = diagnose_file(path)
     assert result.verdict in {"healthy", "inconclusive", "too_slow", "plateau"}
     assert result.to_dict()["verdict"] == result.verdict
+
+
+class _FakeLoss(tf.TrainerCallback):  # type: ignore[misc]
+    """Replaces the logged loss at one step, as a corrupted batch or an overflow would."""
+
+    def __init__(self, step: int, factor: float) -> None:
+        self.step, self.factor = step, factor
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        if logs and "loss" in logs and state.global_step == self.step:
+            logs["loss"] = logs["loss"] * self.factor
+
+
+def _train_with_guard(tmp_path: Path, guard_cb: GuardCallback, fake: _FakeLoss, steps: int) -> Any:
+    model = _gpt2()
+    optimizers = trainer_optimizers(model, "constant()", lr=2e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = tf.Trainer(
+            model=model,
+            args=_args(tmp_path, max_steps=steps),
+            train_dataset=_Tokens(),
+            optimizers=optimizers,
+            callbacks=[fake, guard_cb],
+        )
+        trainer.train()
+    return trainer
+
+
+def test_guard_callback_lowers_the_lr_through_the_scheduler(tmp_path: Path) -> None:
+    guard_cb = GuardCallback(policy="scale_lr", lr_factor=0.5, min_history=5)
+    trainer = _train_with_guard(tmp_path, guard_cb, _FakeLoss(10, 100.0), steps=14)
+    lrs = [h["learning_rate"] for h in trainer.state.log_history if "learning_rate" in h]
+    assert lrs[:10] == pytest.approx([2e-3] * 10, rel=1e-12)
+    # the spike is seen when step 10 logs; every later update runs at half the rate, even
+    # though the Trainer's scheduler keeps stepping
+    assert lrs[10:] == pytest.approx([1e-3] * (len(lrs) - 10), rel=1e-12)
+    assert [e.step for e in guard_cb.guard.events] == [10]
+
+
+def test_guard_callback_stops_training_on_a_non_finite_loss(tmp_path: Path) -> None:
+    guard_cb = GuardCallback(policy="raise", min_history=3)
+    trainer = _train_with_guard(tmp_path, guard_cb, _FakeLoss(5, float("nan")), steps=30)
+    assert trainer.state.global_step == 5
+    assert guard_cb.guard.events[0].kind == "nonfinite"
+    assert any("lrkit_guard" in h for h in trainer.state.log_history)

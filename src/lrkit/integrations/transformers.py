@@ -108,7 +108,7 @@ class GuardCallback(TrainerCallback):
 
     Example::
 
-        trainer = Trainer(..., callbacks=[GuardCallback(policy="scale_lr", factor=0.5)])
+        trainer = Trainer(..., callbacks=[GuardCallback(policy="scale_lr", lr_factor=0.5)])
     """
 
     def __init__(self, guard: Guard | None = None, **guard_kwargs: Any) -> None:
