@@ -244,18 +244,36 @@ def _pruner(early_stopping: str, max_steps: int | None) -> Any:
 # counting and recovering trials
 
 
-def _pid_alive(pid: int) -> bool:
+def _process_start(pid: int, stat: str) -> float | None:
+    """Unix time at which process ``pid`` started (from its /proc stat line), if known."""
+    try:
+        ticks = int(stat.rpartition(")")[2].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):  # pragma: no cover
+        return None
+
+
+def _pid_alive(pid: int, since: float | None = None) -> bool:
+    """Whether process ``pid`` still runs (and, given ``since``, is the process that was
+    running at that Unix time, not a later one that reused the pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # pragma: no cover - someone else's process
         return True
-    try:  # a killed process that its parent has not reaped yet is a zombie: dead
+    try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):  # pragma: no cover - no procfs (macOS)
+            stat = f.read()
+    except OSError:  # pragma: no cover - no procfs (macOS)
         return True
+    fields = stat.rpartition(")")[2].split()
+    if fields and fields[0] == "Z":  # killed, but its parent has not reaped it yet
+        return False
+    started = _process_start(pid, stat)
+    return since is None or started is None or started <= since + 1.0
 
 
 def _progress(study: Any) -> tuple[int, int, int]:
@@ -290,7 +308,8 @@ def _reap_dead_local_workers(study: Any, max_retry: int | None) -> int:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("lrkit_worker", "")
         host, _, pid = str(worker).rpartition(":")
-        if host != _HOST or not pid.isdigit() or _pid_alive(int(pid)):
+        since = trial.datetime_start.timestamp() if trial.datetime_start else None
+        if host != _HOST or not pid.isdigit() or _pid_alive(int(pid), since):
             continue
         try:
             study._storage.set_trial_user_attr(
@@ -310,12 +329,35 @@ def _reap_dead_local_workers(study: Any, max_retry: int | None) -> int:
 
 
 def _fail_stale(study: Any, spec: StorageSpec) -> None:
+    """Fail and queue again the trials of dead workers: by heartbeat on database servers (the
+    same rule on every machine), by a dead pid on this host for the file storages."""
     optuna = require("optuna", "tune")
-    if spec.kind != "memory":
+    if spec.kind == "memory":
+        return
+    if spec.heartbeat:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # no-op without heartbeats
+            optuna.storages.fail_stale_trials(study)
+    else:
         _reap_dead_local_workers(study, spec.max_retry)
+
+
+def _unresolved(study: Any, spec: StorageSpec) -> int:
+    """RUNNING trials a finishing worker waits for: they end, or their worker is found dead
+    (heartbeat, or a dead pid on this host) and they are queued again and re-run. Without a
+    heartbeat, another host's trials cannot be judged, so they are not waited for."""
+    from optuna.trial import TrialState
+
+    if spec.kind == "memory":
+        return 0
+    count = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = str(trial.user_attrs.get("lrkit_worker", ""))
+        if not worker:
+            continue  # not started by lrkit (no heartbeat or pid to judge it by)
+        if spec.heartbeat or worker.rpartition(":")[0] == _HOST:
+            count += 1
+    return count
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,23 +444,19 @@ def _run_worker(
         if config.timeout is not None and time.monotonic() - start >= config.timeout:
             logger.info("timeout of %.0f s reached", config.timeout)
             break
+        _fail_stale(study, config.storage)
         finished, running, waiting = _progress(study)
-        if finished >= config.n_trials:
-            break
-        if grid and waiting == 0 and study.sampler.is_exhausted(study):
-            if running == 0:
-                break
-            _fail_stale(study, config.storage)
-            time.sleep(config.poll_s)
-            continue
-        if waiting == 0 and finished + running >= config.n_trials:
-            # the remaining trials are running elsewhere: wait for them, and queue them again
-            # if their worker dies (heartbeat, or a dead process on this host)
-            _fail_stale(study, config.storage)
-            time.sleep(config.poll_s)
-            continue
-        if not config.storage.heartbeat and config.storage.kind != "memory":
-            _reap_dead_local_workers(study, config.storage.max_retry)
+        if waiting == 0:
+            exhausted = grid and study.sampler.is_exhausted(study)
+            if finished + running >= config.n_trials or exhausted:
+                # nothing left to start here: wait until the running trials (here or on other
+                # workers) end, or until their worker is found dead and they are queued again
+                if _unresolved(study, config.storage) == 0:
+                    break
+                time.sleep(config.poll_s)
+                continue
+        # a queued trial (a retry of a dead worker's trial, a seed) always runs, even when the
+        # study already holds n_trials: every trial ends complete, pruned or failed
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.optimize(
