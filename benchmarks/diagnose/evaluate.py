@@ -7,7 +7,9 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/diagnose/evaluate.py --holdout digits_cnn,char_mlp
 
 Figures are reported separately for the tuning tasks and the HELD-OUT tasks (whole tasks that
-no threshold was tuned on). Runs labelled ``borderline*`` are excluded from class metrics.
+no threshold was tuned on). Runs labelled ``borderline*`` (plain lr sweeps at 0.1x, 3x and 10x
+the grid-best lr, which can be fine or not on a half-decade grid) are left out of the class
+metrics; lrkit's verdicts on them are listed under ``lrkit_verdicts_on_excluded``.
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ GUARD_CLASSES = ("diverged", "diverging", "spiking")
 def load_corpus(path: Path) -> list[dict[str, Any]]:
     if path.exists():
         with gzip.open(path, "rt", encoding="utf-8") as fh:
-            return list(json.load(fh)["runs"])
+            runs = list(json.load(fh)["runs"])
+        for r in runs:
+            r["steps"] = list(range(len(r["train_loss"])))
+        return runs
     # generation still running: label the partial file the same way
     from generate import PARTIAL, label
 
@@ -301,6 +306,8 @@ def main() -> None:
     runs = load_corpus(Path(args.corpus))
     holdout = tuple(t for t in args.holdout.split(",") if t)
     result = evaluate(runs, holdout)
+    result["command"] = "python benchmarks/diagnose/evaluate.py " + " ".join(sys.argv[1:])
+    result["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     for part in ("tuning", "held_out"):

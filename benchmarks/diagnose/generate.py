@@ -299,10 +299,22 @@ def plan() -> list[dict[str, Any]]:
 
 
 HEALTHY_FACTORS = (0.3, 1.0)
+TOO_HIGH_FACTOR = 30.0
 
 
 def label(run: dict[str, Any]) -> str:
-    """The label of a run, from how it was made (see README.md for the table)."""
+    """The label of a run, from how it was made; never from lrkit's output.
+
+    In order: the training loss went non-finite -> diverged; the overfit setup (small train
+    subset, long run) -> overfitting; the lr dropped to ~0 early (early cosine decay or an
+    injected drop to 1e-4 x) -> plateau; the lr cycling up to 20x the best -> oscillating;
+    a corrupted batch or a 3-step lr spike (50x) -> spiking when the loss of the last 20 steps
+    is back below 3x that of the 20 steps before the event, else diverging; a sudden lr bump
+    (30x) or an lr ramp (x1.03 per step) -> diverging. Plain lr sweeps by the factor of the
+    task's grid-best lr: <= 0.03 -> too_slow; 0.3 or 1 -> healthy; >= 30 -> oscillating (lr
+    far too high but the loss stayed finite: unstable, no steady progress); 0.1, 3 and 10 are
+    ambiguous on a half-decade grid -> borderline / borderline_high (left out of the scores).
+    """
     if run["first_nonfinite"] is not None:
         return "diverged"
     setup = run["setup"]
@@ -322,6 +334,8 @@ def label(run: dict[str, Any]) -> str:
         return "too_slow"
     if f in HEALTHY_FACTORS:
         return "healthy"
+    if f >= TOO_HIGH_FACTOR:
+        return "oscillating"
     return "borderline_high" if f >= 10 else "borderline"
 
 
@@ -334,22 +348,27 @@ def recovered(run: dict[str, Any]) -> bool:
     return sum(after) / len(after) < 3.0 * sum(before) / len(before)
 
 
-def _r(x: float) -> float | None:
-    if not math.isfinite(x):
+def _r(x: float | None) -> float | None:
+    if x is None or not math.isfinite(x):
         return None
     return float(f"{x:.7g}")
 
 
 def finalize() -> None:
-    runs = [json.loads(line) for line in PARTIAL.read_text().splitlines() if line.strip()]
+    """Label every run and write ``corpus.json.gz`` (from the partial file while it exists,
+    else relabel the runs already in ``corpus.json.gz``)."""
+    if PARTIAL.exists():
+        runs = [json.loads(line) for line in PARTIAL.read_text().splitlines() if line.strip()]
+    else:
+        with gzip.open(CORPUS, "rt", encoding="utf-8") as fh:
+            runs = list(json.load(fh)["runs"])
     order = {r["id"]: i for i, r in enumerate(plan())}
     runs.sort(key=lambda r: order.get(r["id"], 1 << 30))
     out = []
     for r in runs:
         r = dict(r)
         r["label"] = label(r)
-        n = len(r["train_loss"])
-        r["steps"] = list(range(n))
+        r.pop("steps", None)  # steps are 0..n-1: the reader rebuilds them
         for key in ("train_loss", "lr_curve", "grad_norm", "val_loss"):
             r[key] = [_r(v) for v in r[key]]
         r["lr"] = _r(r["lr"])

@@ -147,10 +147,25 @@ def test_overfitting_needs_a_sustained_validation_rise() -> None:
     assert d.verdict == "overfitting"
     assert d.findings[0].onset_step in (99, 119)
     assert d.action.kind == "early_stop" and d.action.params["at_step"] == d.findings[0].onset_step
-    # a single bad evaluation at the end is not overfitting
-    flat = np.full(val_steps.size, 0.3)
-    flat[-1] = 0.6
-    assert diagnose(y, val_loss=flat, val_steps=val_steps).verdict == "healthy"
+    # a single bad evaluation at the end is not overfitting (validation still improving)
+    improving = 0.3 * (1 + val_steps / 50.0) ** -0.5
+    improving[-1] = 0.6
+    assert diagnose(y, val_loss=improving, val_steps=val_steps).verdict == "healthy"
+
+
+def test_validation_stuck_while_training_loss_keeps_falling_is_overfitting() -> None:
+    y = healthy_curve(9)  # falls ~15x between step 19 and the end
+    val_steps = np.arange(19, N, 20)
+    rng = np.random.default_rng(3)
+    stuck = 0.3 + 0.002 * rng.standard_normal(val_steps.size)
+    stuck[0] = 0.29  # the best evaluation, first
+    d = diagnose(y, val_loss=stuck, val_steps=val_steps)
+    assert d.verdict == "overfitting" and d.findings[0].onset_step == 19
+    stats = d.findings[0].statistics
+    assert stats["train_drop_after_val_min"] >= 10.0
+    # the same validation curve with a training loss that stopped falling is no overfitting
+    flat_train = np.maximum(y, np.median(y[:40]))
+    assert diagnose(flat_train, val_loss=stuck, val_steps=val_steps).verdict != "overfitting"
 
 
 def test_uneven_validation_steps_and_default_spacing() -> None:

@@ -39,6 +39,9 @@ class Thresholds:
         spike_grad_z: with a gradient norm, a loss z-score of ``spike_z_with_grad`` is
             enough when the log gradient norm's robust z-score reaches this.
         spike_z_with_grad: see ``spike_grad_z``.
+        spike_min_rise: without gradient-norm evidence, a spike must also rise above the
+            trailing median by this fraction of the loss level at the start (blips of an
+            almost-zero loss are not spikes).
         spike_recovery: after a spike the loss must come back below ``spike_recovery`` x the
             trailing median before it (median of the rest of the run), else the jump counts
             as divergence.
@@ -48,6 +51,8 @@ class Thresholds:
             fifth of the run marks an unstable start ("oscillating": learning rate too high).
         stuck_explode_ratio: a run without net progress whose loss went above this multiple
             of its initial value early on is "oscillating" (too high), not a plateau.
+        stuck_transient: ... and whose maximum in the first fifth is at least this multiple of
+            the maximum in the last fifth (a transient, not stationary noise).
         oscillation_swing: swing amplitude that marks oscillation: the 90th percentile of
             ``|log(short median) - log(long median)|`` after the first tenth (0.85 = the
             smoothed loss swings by a factor ~2.3 around its trend).
@@ -70,6 +75,9 @@ class Thresholds:
         slow_early: see ``slow_decades_early``.
         overfit_rise: validation end level above its minimum by this fraction.
         overfit_min_evals: evaluations needed after the validation minimum.
+        overfit_train_drop: ... or, without such a rise: the validation loss has not improved
+            since an evaluation in the first half of the run while the training loss fell by
+            this factor after it (memorising the training set).
         alpha: significance level of the trend tests.
     """
 
@@ -79,11 +87,13 @@ class Thresholds:
     spike_ratio: float = 3.0
     spike_grad_z: float = 8.0
     spike_z_with_grad: float = 8.0
-    spike_recovery: float = 2.5
+    spike_min_rise: float = 0.2
+    spike_recovery: float = 3.0
     diverge_rise: float = 0.5
     diverge_persist: float = 0.9
     explode_ratio: float = 6.0
     stuck_explode_ratio: float = 1.3
+    stuck_transient: float = 1.5
     oscillation_swing: float = 0.85
     oscillation_spikes: int = 3
     plateau_trend_z: float = -2.0
@@ -98,6 +108,7 @@ class Thresholds:
     slow_early: float = 0.2
     overfit_rise: float = 0.25
     overfit_min_evals: int = 3
+    overfit_train_drop: float = 10.0
     alpha: float = 0.05
 
     def replace(self, **changes: float) -> Thresholds:
@@ -239,6 +250,7 @@ def detect_spikes(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Findin
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = y / np.abs(trail)
     candidate = (z > th.spike_z) & (ratio > th.spike_ratio)
+    candidate &= y - trail > th.spike_min_rise * abs(s.start)
     grad_z: FloatArray | None = None
     if curve.grad is not None and curve.grad.size == n:
         g = curve.grad
@@ -307,25 +319,39 @@ def detect_spikes(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Findin
 
 
 def detect_diverging(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
-    """The loss ends well above its best level and stays there (persistence required)."""
+    """The loss ends well above its best level and stays there (persistence required).
+
+    Levels are compared on a log scale when every loss is positive (a loss that grows
+    exponentially crosses a fixed fraction of its final level only at the very end).
+    """
     y, x = curve.y, curve.x
     n = y.size
     ref = max(abs(s.best), 1e-12)
     rise = (s.end - s.best) / ref
-    noise = float(np.median(s.scale[-max(3, n // 10) :]))
-    if rise < th.diverge_rise or s.end - s.best < 3.0 * noise:
+    if rise < th.diverge_rise:
         return None
-    threshold = s.best + 0.25 * (s.end - s.best)
-    after = s.base[s.best_index :]
+    positive = bool(np.all(y > 0)) and s.best > 0
+    if positive:
+        v = np.log(y)
+        base = np.log(np.maximum(s.base, 1e-300))
+        scale = MAD_SCALE * rolling_median(np.abs(v - base), 2 * s.window + 1)
+        best, end = math.log(s.best), math.log(s.end)
+    else:
+        v, base, scale, best, end = y, s.base, s.scale, s.best, s.end
+    noise = float(np.median(scale[-max(3, n // 10) :]))
+    if end - best < 3.0 * noise:
+        return None
+    threshold = best + 0.25 * (end - best)
+    after = base[s.best_index :]
     # persistence: the loss stays above the threshold from the first crossing on
     tail_min = np.minimum.accumulate(after[::-1])[::-1]
     above = np.flatnonzero(tail_min > threshold)
     if above.size == 0:
         return None
     crossing = s.best_index + int(above[0])
-    persist = float(np.mean(y[crossing:] > threshold))
+    persist = float(np.mean(v[crossing:] > threshold))
     # onset: the last time before that the smoothed loss was near its best
-    near = s.best + max(0.05 * (s.end - s.best), 2.0 * float(s.scale[s.best_index]))
+    near = best + max(0.05 * (end - best), 2.0 * float(scale[s.best_index]))
     lifted = np.flatnonzero(tail_min > near)
     onset = s.best_index + int(lifted[0]) if lifted.size else crossing
     onset = min(onset, crossing)
@@ -338,6 +364,7 @@ def detect_diverging(curve: Curve, s: Summary, th: Thresholds) -> Finding | None
         "end_loss": s.end,
         "relative_rise": rise,
         "persistence": persist,
+        "log_scale": positive,
         "mk_z_after_best": mk.z,
         "mk_p_after_best": mk.p,
     }
@@ -372,8 +399,17 @@ def detect_unstable_start(curve: Curve, s: Summary, th: Thresholds) -> Finding |
             "first fifth of the run",
             stats,
         )
+    # The first loss is a single noisy value: an early excursion above it counts only when it
+    # is a transient (the early maximum well above the maximum of the last fifth), not the
+    # spread of a stationary noisy loss.
     margin = 3.0 * float(np.median(s.scale[: max(3, n // 5)]))
-    rose = tenth > max(s.initial, s.start) + margin or s.explode >= th.stuck_explode_ratio
+    fifth = max(2, n // 5)
+    late_max = float(np.max(curve.y[-fifth:]))
+    early_late = float(np.max(curve.y[1:fifth])) / late_max if late_max > 0 else math.inf
+    rose = tenth > max(s.initial, s.start) + margin or (
+        s.explode >= th.stuck_explode_ratio and early_late >= th.stuck_transient
+    )
+    stats["early_to_late_max"] = early_late
     if progress < th.plateau_drop and rose:
         return Finding(
             "oscillating",
@@ -514,7 +550,8 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
 
 
 def detect_overfitting(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
-    """Validation loss rising over several evaluations while the training loss does not."""
+    """Validation loss rising over several evaluations while the training loss does not, or
+    validation loss stuck since early on while the training loss keeps falling far below it."""
     if curve.val_x is None or curve.val_y is None:
         return None
     vy = curve.val_y
@@ -531,16 +568,24 @@ def detect_overfitting(curve: Curve, s: Summary, th: Thresholds) -> Finding | No
     tail = after[-th.overfit_min_evals :]
     end = float(np.median(tail))
     rise = (end - vmin) / max(abs(vmin), 1e-12)
-    if rise < th.overfit_rise or not bool(np.all(tail > vmin)):
-        return None
-    mk = mann_kendall(vy[i:], max_points=400) if vy[i:].size >= 4 else None
-    # the training loss at the end must not be above its level at the validation minimum
+    # the training loss at the validation minimum and at the end
     j = int(np.searchsorted(curve.x, vx[i], side="right")) - 1
     j = min(max(j, 0), curve.y.size - 1)
     train_then = float(s.base[j])
     train_end = s.end
     if train_end > train_then * 1.02 + 1e-12:
         return None
+    rising = rise >= th.overfit_rise and bool(np.all(tail > vmin))
+    train_drop = train_then / train_end if train_end > 0 and train_then > 0 else 1.0
+    memorising = (
+        i < m // 2
+        and end >= vmin
+        and bool(np.all(tail >= vmin))
+        and train_drop >= th.overfit_train_drop
+    )
+    if not (rising or memorising):
+        return None
+    mk = mann_kendall(vy[i:], max_points=400) if vy[i:].size >= 4 else None
     stats = {
         "val_min": vmin,
         "val_min_step": int(vx[i]),
@@ -549,17 +594,21 @@ def detect_overfitting(curve: Curve, s: Summary, th: Thresholds) -> Finding | No
         "evaluations_after_min": int(after.size),
         "train_at_val_min": train_then,
         "train_end": train_end,
+        "train_drop_after_val_min": train_drop,
         "mk_z_after_min": None if mk is None else mk.z,
         "mk_p_after_min": None if mk is None else mk.p,
     }
-    return Finding(
-        "overfitting",
-        "medium",
-        int(vx[i]),
-        f"validation loss rose {rise:.0%} above its minimum {vmin:.4g} at step {int(vx[i])} "
-        f"while the training loss kept falling",
-        stats,
-    )
+    if rising:
+        text = (
+            f"validation loss rose {rise:.0%} above its minimum {vmin:.4g} at step {int(vx[i])} "
+            "while the training loss kept falling"
+        )
+    else:
+        text = (
+            f"validation loss has not improved on {vmin:.4g} since step {int(vx[i])} while the "
+            f"training loss fell {train_drop:.3g}x further"
+        )
+    return Finding("overfitting", "medium", int(vx[i]), text, stats)
 
 
 def detect_all(curve: Curve, th: Thresholds) -> tuple[list[Finding], Summary]:
