@@ -33,35 +33,73 @@ def ema(values: np.ndarray, beta: float = 0.98) -> np.ndarray:
     return np.asarray(out)
 
 
-def lrkit(losses: np.ndarray, lrs: np.ndarray = LRS, schedule: str = "constant") -> Suggestion:
-    return suggest(lrs, losses, ema(losses), "lrkit", schedule=schedule)
+def lrkit(
+    losses: np.ndarray,
+    lrs: np.ndarray = LRS,
+    schedule: str = "constant",
+    optimizer: str | None = "adaptive",
+) -> Suggestion:
+    return suggest(lrs, losses, ema(losses), "lrkit", schedule=schedule, optimizer=optimizer)
 
 
-def test_known_answer_on_a_clean_curve() -> None:
+def half_descent_lr(knee_lr: float = 1e-3) -> float:
+    """The logistic of :func:`ideal` is half way down at its centre c (an exact symmetry that
+    a centred smoothing keeps)."""
+    return float(10 ** (np.log10(knee_lr) - np.log(9) / 4))
+
+
+def test_known_answer_adaptive_is_the_half_descent_lr() -> None:
     got = lrkit(ideal(knee_lr=1e-3, blow_lr=1.0))
-    # the knee is at 1e-3 (within one point of the ramp, a factor 10**(8/99) = 1.2)
-    assert got.lr is not None
-    assert _rules._FACTOR * 1e-3 / 1.25 < got.lr < _rules._FACTOR * 1e-3 * 1.25
-    assert "knee" in got.reason and got.method == "lrkit"
+    assert got.lr is not None and got.method == "lrkit"
+    assert got.lr == pytest.approx(half_descent_lr(1e-3), rel=0.02)
+    assert "half way down" in got.reason and "adaptive" in got.reason
+
+
+def test_known_answer_sgd_is_the_middle_of_the_bottom() -> None:
+    # flat at 2 up to 1e-4, a straight fall (in log lr) to 0.5 at 1e-3, flat bottom at 0.5 up
+    # to 1e-1, then a steep rise: the bottom spans [1e-3, 1e-1] (minus the smoothing's
+    # rounding of its corners, symmetric), its geometric middle is 1e-2
+    fall = np.clip((X + 4.0), 0.0, 1.0)
+    losses = 2.0 - 1.5 * fall + 40 * np.maximum(X + 1.0, 0) ** 2
+    got = lrkit(losses, optimizer="SGD")
+    assert got.lr is not None and "bottom" in got.reason and "sgd" in got.reason
+    assert got.lr == pytest.approx(1e-2, rel=0.2)
+    # the same curve for an adaptive optimizer: half way down the fall, 10 ** -3.5
+    adaptive = lrkit(losses, optimizer="Adam")
+    assert adaptive.lr == pytest.approx(10**-3.5, rel=0.05)
+
+
+def test_optimizer_family() -> None:
+    assert _rules.optimizer_family("SGD") == "sgd"
+    assert _rules.optimizer_family("ASGD") == "sgd"
+    assert _rules.optimizer_family("sgd") == "sgd"
+    for name in ("Adam", "AdamW", "RMSprop", "Adagrad", "NAdam", "adaptive", None):
+        assert _rules.optimizer_family(name) == "adaptive"
+    with pytest.raises(ValueError, match="optimizer"):
+        _rules.optimizer_family("")
 
 
 def test_edge_caps_the_suggestion_when_the_blow_up_is_close() -> None:
-    # the loss turns up just after the knee: the cap (half the edge lr) must bind
-    losses = ideal(knee_lr=1e-3, blow_lr=1.5e-3)
-    got = lrkit(losses)
+    # the loss turns up right after the descent: 3 x the half-descent lr (cosine) would pass
+    # the edge, so the cap (0.7 x the edge lr) binds
+    losses = ideal(knee_lr=1e-3, blow_lr=5e-4)
+    got = lrkit(losses, schedule="cosine")
     f = _rules.curve_features(LRS, losses)
     assert f.i_edge is not None
     assert got.lr == pytest.approx(_rules._EDGE_CAP * LRS[f.i_edge])
-    assert got.lr < _rules._FACTOR * LRS[f.i_knee]
+    assert got.lr < _rules._FACTORS["adaptive"]["cosine"] * f.lr_half
     assert "turns up" in got.reason
 
 
 def test_cosine_multiplies_by_the_schedule_factor() -> None:
     losses = ideal()
-    const, cos = lrkit(losses), lrkit(losses, schedule="cosine")
-    assert const.lr is not None and cos.lr is not None
-    assert cos.lr == pytest.approx(const.lr * _rules._SCHEDULE_FACTOR["cosine"])
-    assert _rules._SCHEDULE_FACTOR["cosine"] >= 1.0
+    for optimizer in ("adaptive", "sgd"):
+        const = lrkit(losses, optimizer=optimizer)
+        cos = lrkit(losses, schedule="cosine", optimizer=optimizer)
+        factors = _rules._FACTORS[optimizer]
+        assert const.lr is not None and cos.lr is not None
+        assert cos.lr == pytest.approx(const.lr * factors["cosine"] / factors["constant"])
+        assert factors["cosine"] >= factors["constant"]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -119,7 +157,7 @@ def test_nan_after_divergence_is_cut() -> None:
 def test_range_brackets_the_cosine_peak() -> None:
     losses = ideal()
     low, high = suggest_range(LRS, losses, ema(losses))  # type: ignore[misc]
-    peak = lrkit(losses, schedule="cosine").lr
+    peak = lrkit(losses, schedule="cosine", optimizer=None).lr
     assert high == pytest.approx(peak) and low == pytest.approx(high / 10)
 
 

@@ -12,7 +12,7 @@ LRS40 = np.geomspace(1e-6, 1.0, 40)
 
 
 def test_methods_default_first() -> None:
-    assert METHODS == ("lrkit", "steepest", "valley", "minimum", "slide")
+    assert METHODS == ("lrkit", "steepest", "steepest_lightning", "valley", "minimum", "slide")
 
 
 def test_steepest_drops_first_10_and_last_5_points() -> None:
@@ -24,6 +24,26 @@ def test_steepest_drops_first_10_and_last_5_points() -> None:
     # argmin takes the first, so orig index 20
     got = suggest(LRS40, s, s, "steepest")
     assert got == Suggestion("steepest", float(LRS40[20]), 20, got.reason)
+
+
+def test_steepest_lightning_uses_the_slope_against_linear_lr() -> None:
+    # equal drops of 1 at points 15 and 30: against unit spacing they tie, but against linear
+    # lr the one at the smaller lr (point 15) is far steeper
+    s = np.full(40, 5.0)
+    s[15:] -= 1.0
+    s[30:] -= 1.0
+    s[39] = -100.0  # the last point is dropped
+    got = suggest(LRS40, s, s, "steepest_lightning")
+    # np.gradient(s, x) with spacings h_i = x[i+1] - x[i] (second order, non-uniform):
+    # at i=14: -h13 / (h14 (h13 + h14)); at i=15: -h15 / (h14 (h14 + h15)), steeper as h15 > h13;
+    # around point 30 the spacings are 10**(15/39) times larger, so the slopes far smaller
+    h = np.diff(LRS40)
+    g14, g15 = -h[13] / (h[14] * (h[13] + h[14])), -h[15] / (h[14] * (h[14] + h[15]))
+    assert g15 < g14 < 0
+    assert np.gradient(s[10:-1], LRS40[10:-1])[5] == pytest.approx(g15)
+    assert got.index == 15 and got.lr == float(LRS40[15])
+    short = suggest(LRS40[:12], s[:12], s[:12], "steepest_lightning")
+    assert short.lr is None and "too short" in short.reason
 
 
 def test_steepest_too_short() -> None:

@@ -237,6 +237,7 @@ def find_lr(
         "amp": amp,
         "val_every": every if val_loader is not None else None,
         "val_batches": nval if val_loader is not None else None,
+        "optimizer": type(optimizer).__name__,
     }
     began = time.perf_counter()
     snap = take_snapshot(model, optimizer, scheduler=scheduler, where=snapshot)

@@ -127,28 +127,54 @@ class RangeTest:
         )
 
     # -- suggestions (the rules live in lrkit.finder._rules) ---------------------------------
-    def suggest(self, method: str = "lrkit", *, schedule: str = "constant") -> Suggestion:
+    @property
+    def optimizer(self) -> str | None:
+        """The optimizer's class name the test ran with (``settings["optimizer"]``), if known."""
+        name = self.settings.get("optimizer")
+        return name if isinstance(name, str) and name else None
+
+    def suggest(
+        self, method: str = "lrkit", *, schedule: str = "constant", optimizer: str | None = None
+    ) -> Suggestion:
         """The suggestion of one rule (see ``lrkit.finder.METHODS``) for the given schedule.
 
-        ``schedule="constant"`` is for training at a fixed lr; decaying schedules (e.g.
-        ``"cosine"``) get the peak lr to use. ``Suggestion.lr`` is None, with the reason in
+        ``schedule="constant"`` is for training at a fixed lr; ``"cosine"`` (decay to zero) gets
+        the peak lr to use. ``optimizer`` (class name or ``"sgd"``/``"adaptive"``) defaults to
+        the optimizer the test ran with. ``Suggestion.lr`` is None, with the reason in
         ``Suggestion.reason``, when the curve has no usable descent.
         """
         from lrkit.finder._rules import suggest
 
-        return suggest(self.lrs, self.losses, self.smoothed, method, schedule=schedule)
+        return suggest(
+            self.lrs,
+            self.losses,
+            self.smoothed,
+            method,
+            schedule=schedule,
+            optimizer=optimizer if optimizer is not None else self.optimizer,
+        )
 
-    def suggest_all(self, *, schedule: str = "constant") -> dict[str, Suggestion]:
+    def suggest_all(
+        self, *, schedule: str = "constant", optimizer: str | None = None
+    ) -> dict[str, Suggestion]:
         """Every rule's suggestion, keyed by method name, the default rule first."""
         from lrkit.finder._rules import METHODS
 
-        return {m: self.suggest(m, schedule=schedule) for m in METHODS}
+        return {m: self.suggest(m, schedule=schedule, optimizer=optimizer) for m in METHODS}
 
-    def suggest_range(self, *, schedule: str = "constant") -> tuple[float, float] | None:
+    def suggest_range(
+        self, *, schedule: str = "constant", optimizer: str | None = None
+    ) -> tuple[float, float] | None:
         """``(low, high)`` learning-rate bounds for cyclic / one-cycle schedules, or None."""
         from lrkit.finder._rules import suggest_range
 
-        return suggest_range(self.lrs, self.losses, self.smoothed, schedule=schedule)
+        return suggest_range(
+            self.lrs,
+            self.losses,
+            self.smoothed,
+            schedule=schedule,
+            optimizer=optimizer if optimizer is not None else self.optimizer,
+        )
 
     @property
     def suggestion(self) -> float | None:
