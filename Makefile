@@ -20,16 +20,14 @@ $(VENV)/.dev-installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -e ".[dev]"
 	touch $@ $(VENV)/.demo-installed
 
-# until `lrkit auto` exists: a schedule showcase (offline; plots + CSV in demo-report/schedules/)
-DEMO_SCHED := demo-report/schedules
+# the main job on the built-in digits task (offline, ~15 s on 2 cores): advise -> range test
+# -> schedule -> guarded check run -> diagnosis -> report in demo-report/ (HTML + markdown)
+DEMO_TASK  := digits
+DEMO_STEPS := 600
+DEMO_OUT   := demo-report
 demo: $(VENV)/.demo-installed
-	@mkdir -p $(DEMO_SCHED)
-	$(BIN)/lrkit schedule "warmup(100, cosine(900, floor=0.05), start=0.01)" --steps 1000 --lr 3e-4 --plot $(DEMO_SCHED)/warmup-cosine.png --csv $(DEMO_SCHED)/warmup-cosine.csv
-	$(BIN)/lrkit schedule "onecycle(1000)" --steps 1000 --lr 0.1 --log --plot $(DEMO_SCHED)/onecycle.png
-	$(BIN)/lrkit schedule "restarts(100, mult=2.0, decay=0.7, floor=0.02)" --steps 1500 --lr 0.05 --plot $(DEMO_SCHED)/restarts.png
-	$(BIN)/lrkit schedule "warmup(50, wsd(800, 150, cooldown=sqrt), start=0.0)" --steps 1000 --lr 1e-3 --plot $(DEMO_SCHED)/wsd.png
-	$(BIN)/lrkit schedule "multistep([300, 600, 800], gamma=0.2)" --steps 1000 --lr 0.1 --plot $(DEMO_SCHED)/multistep.png
-	@echo "demo: plots and CSV written to $(DEMO_SCHED)/"
+	$(BIN)/lrkit auto --task $(DEMO_TASK) --train-steps $(DEMO_STEPS) --out $(DEMO_OUT)/
+	@echo "demo: open $(DEMO_OUT)/report.html in a browser (markdown: $(DEMO_OUT)/report.md)"
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks examples docs

@@ -272,3 +272,17 @@ def test_table_sources_exist() -> None:
         assert entry.source in T.SOURCES
         assert entry.low < entry.lr < entry.high
     assert set(T.SCALING) == set(OPTIMIZERS) == set(T.OPTIMIZER_DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "arch", "fine_tuning"),
+    [("adam", "mlp", False), ("adamw", "transformer", False), ("lion", "gnn", True)],
+)
+def test_search_range_reason_states_the_real_factors(
+    optimizer: str, arch: str, fine_tuning: bool
+) -> None:
+    advice = advise(optimizer, arch, fine_tuning=fine_tuning)
+    low, high = advice.lr_range
+    reason = next(r for r in advice.reasons if r.topic == "search range")
+    below, above = advice.lr / low, high / advice.lr
+    assert reason.why.startswith(f"{below:.2g}x below to {above:.2g}x above the starting point")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import torch
 from torch import nn
 
 from lrkit._setup import Setup
+from lrkit.advise import fmt_lr
 from lrkit.auto import AutoResult, auto, code_snippet, infer_architecture, infer_optimizer
 from lrkit.auto._pipeline import finder_schedule
 from lrkit.schedules import parse
@@ -192,6 +195,48 @@ def test_auto_report_in_chromium(
     assert all(i["w"] > 100 and i["h"] > 100 and i["complete"] for i in probe["images"])
 
 
+def test_the_reported_snippet_runs_and_trains(digits_result: AutoResult) -> None:
+    # the code users copy out of report.md and report.html is the result's snippet ...
+    r = digits_result
+    md = r.report["markdown"].read_text()
+    from_md = re.search(r"```python\n(.*?)```", md, re.S)
+    page = r.report["html"].read_text()
+    from_html = re.search(r"<pre><code>(.*?)</code></pre>", page, re.S)
+    assert from_md is not None and from_html is not None
+    assert from_md.group(1) == html.unescape(from_html.group(1)) == r.snippet
+    # ... and it runs as pasted: one epoch of digits with the recommended optimizer + schedule
+    from lrkit.tasks import evaluate, get_task
+
+    setup = get_task("digits").setup(seed=0)
+    before = evaluate(setup)
+    namespace: dict[str, Any] = {
+        "model": setup.model,
+        "train_loader": setup.train_loader,
+        "loss_fn": setup.loss_fn,
+    }
+    exec(compile(r.snippet, "<report snippet>", "exec"), namespace)  # noqa: S102
+    optimizer = namespace["optimizer"]
+    assert isinstance(optimizer, torch.optim.Adam)
+    steps = len(list(setup.train_loader))
+    written = float(fmt_lr(r.lr))  # the snippet spells the lr with 3 significant digits
+    assert written == pytest.approx(r.lr, rel=5e-3)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(written * parse(r.schedule)(steps))
+    assert evaluate(setup) < 0.5 * before
+
+
+def test_range_section_marks_the_rule_used(digits_result: AutoResult) -> None:
+    r = digits_result
+    md = r.report["markdown"].read_text()
+    if r.suggestion is None:
+        assert "(used)" not in md
+        return
+    assert r.suggestion_reason == r.range_test.suggest(schedule=r.finder_schedule).reason
+    assert f"Suggestion: {fmt_lr(r.suggestion)}, {r.suggestion_reason}" in md
+    row = next(line for line in md.splitlines() if line.startswith("| **lrkit (used)** |"))
+    assert row.endswith(f"| **{fmt_lr(r.suggestion)}** |")
+    assert '<tr class="chosen"><td>lrkit (used)</td>' in r.report["html"].read_text()
+
+
 def test_to_dict_is_json(digits_result: AutoResult) -> None:
     data = json.loads(json.dumps(digits_result.to_dict()))
     assert data["advice"]["optimizer"] == "adam"
@@ -231,6 +276,34 @@ def test_auto_on_a_user_setup_leaves_it_unchanged() -> None:
     for group, old in zip(setup.optimizer.param_groups, opt_before, strict=True):
         assert group["lr"] == old["lr"]
     assert len(result.training.train_loss) == 20
+
+
+def test_tasks_run_on_one_thread_and_the_count_is_restored() -> None:
+    seen: set[tuple[str, int]] = set()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        auto(
+            task="digits",
+            train_steps=10,
+            range_steps=10,
+            progress=lambda stage, done, total: seen.add((stage, torch.get_num_threads())),
+        )
+        assert torch.get_num_threads() == 2
+        # a user's setup keeps the caller's thread count
+        auto(
+            _user_setup(),
+            train_steps=10,
+            range_steps=10,
+            progress=lambda stage, done, total: seen.add(
+                ("user " + stage, torch.get_num_threads())
+            ),
+        )
+    finally:
+        torch.set_num_threads(before)
+    assert ("range test", 1) in seen and ("training", 1) in seen
+    assert ("range test", 2) not in seen and ("training", 2) not in seen
+    assert ("user training", 2) in seen and ("user training", 1) not in seen
 
 
 def test_auto_names_override_inference() -> None:

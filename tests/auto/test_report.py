@@ -82,6 +82,27 @@ def test_write_report_files(tmp_path: Path) -> None:
         assert f"({name}.png)" in md and (tmp_path / "out" / f"{name}.png").is_file()
 
 
+def test_highlighted_rows_and_footer(tmp_path: Path) -> None:
+    base = _content()
+    table = Section("Rules", headers=("rule", "lr"), rows=(("a", "1"), ("b", "2")), highlight=(1,))
+    content = ReportContent(
+        title=base.title,
+        subtitle=base.subtitle,
+        cards=base.cards,
+        headline=base.headline,
+        headline_tone=base.headline_tone,
+        sections=(table,),
+        footer="range test 0.5 s <fast>",
+    )
+    html = render_html(content)
+    assert "<tr><td>a</td><td>1</td></tr>" in html
+    assert '<tr class="chosen"><td>b</td><td>2</td></tr>' in html
+    assert "range test 0.5 s &lt;fast&gt;<br>" in html
+    md = write_report(content, tmp_path)["markdown"].read_text()
+    assert "| a | 1 |" in md and "| **b** | **2** |" in md
+    assert "_range test 0.5 s <fast>_" in md
+
+
 def test_write_report_refuses_a_file(tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("x")

@@ -181,6 +181,11 @@ def fmt_lr(value: float) -> str:
     return f"{mantissa}e{exponent}"
 
 
+def _ratio(value: float) -> str:
+    """``"10x"``, ``"3.3x"``: a factor between a value and a bound of its range."""
+    return f"{value:.2g}x"
+
+
 def _fraction_steps(fraction: float, total: int, cap: int | None = None) -> int:
     """``fraction`` of ``total`` steps, rounded half up, at least 1 and leaving >= 1 step."""
     steps = int(math.floor(fraction * total + 0.5))
@@ -489,7 +494,8 @@ def advise(
         _reason(
             "search range",
             f"{fmt_lr(low)} .. {fmt_lr(high)}",
-            "about 10x either side of the starting point: sweep it with a range test",
+            f"{_ratio(lr / low)} below to {_ratio(high / lr)} above the starting point: "
+            "sweep it with a range test",
             "smith_clr",
         )
     )

@@ -135,16 +135,24 @@ def _training_figure(result: AutoResult) -> Figure | None:
         step = event.get("step")
         if isinstance(step, int):
             ax.axvline(step, color="tab:purple", ls=":", lw=1.0)
+    lines, labels = ax.get_legend_handles_labels()
     if lrs:
         twin = ax.twinx()
         twin.plot(range(len(lrs)), lrs, color="tab:gray", lw=1.0, ls="--", label="learning rate")
         twin.set_ylabel("learning rate", color="tab:gray")
         twin.tick_params(axis="y", labelcolor="tab:gray", labelsize=8)
-        lines, labels = ax.get_legend_handles_labels()
         more, more_labels = twin.get_legend_handles_labels()
-        ax.legend(lines + more, labels + more_labels, loc="upper right", fontsize=8, frameon=False)
-    else:
-        ax.legend(loc="upper right", fontsize=8, frameon=False)
+        lines, labels = lines + more, labels + more_labels
+    # under the plot, where it covers neither the curves nor the finding labels
+    ax.legend(
+        lines,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=len(labels),
+        fontsize=8,
+        frameon=False,
+    )
     verdict = getattr(diagnosis, "verdict", None)
     ax.set_title(
         f"Check run: {result.train_steps} steps" + (f" - diagnosis: {verdict}" if verdict else ""),
@@ -232,31 +240,51 @@ def build_content(result: AutoResult) -> ReportContent:
     if rt is not None:
         rows: list[tuple[str, ...]] = []
         family = result.finder_schedule
-        both = family != "constant"
         constant = _suggest_all(rt, "constant")
-        scheduled = _suggest_all(rt, family) if both else constant
+        scheduled = _suggest_all(rt, family) if family != "constant" else constant
+        # a second column only where some rule answers differently for the schedule
+        both = any(_lr_text(v) != _lr_text(scheduled.get(m)) for m, v in constant.items())
+        highlight: list[int] = []
         for method, value in constant.items():
             cells = [method, _lr_text(value)]
             if both:
                 cells.append(_lr_text(scheduled.get(method)))
+            if method == "lrkit" and result.suggestion is not None:
+                highlight.append(len(rows))
+                cells[0] = "lrkit (used)"
             rows.append(tuple(cells))
         if result.lr_range is not None:
             low, high = result.lr_range
             span = f"{fmt_lr(low)} .. {fmt_lr(high)}"
-            rows.append(("range (low .. high)", "", span) if both else ("range", span))
+            rows.append(
+                ("range (low .. high)", "", span) if both else ("range (low .. high)", span)
+            )
+        paragraphs = [
+            f"{len(rt.lrs)} steps with the learning rate growing exponentially from "
+            f"{fmt_lr(float(rt.lrs[0]))} (stopped: {rt.stop_reason}); the model and optimizer "
+            "were restored afterwards.",
+        ]
+        if result.suggestion is not None:
+            paragraphs.append(
+                f"Suggestion: {fmt_lr(result.suggestion)}, "
+                f"{result.suggestion_reason or 'lrkit rule'}"
+                + (
+                    f" (the peak of a {family} schedule)."
+                    if family != "constant"
+                    else " (a constant learning rate)."
+                )
+            )
         sections.append(
             Section(
                 "Range test",
-                paragraphs=(
-                    "The learning rate grows exponentially each step; the model and optimizer "
-                    "were restored afterwards.",
-                ),
+                paragraphs=tuple(paragraphs),
                 figure=_range_figure(result),
                 headers=("rule", "constant lr", f"peak lr, {family} schedule")
                 if both
                 else ("rule", "learning rate"),
                 rows=tuple(rows),
                 anchor="range-test",
+                highlight=tuple(highlight),
             )
         )
     sections.append(
@@ -327,7 +355,17 @@ def build_content(result: AutoResult) -> ReportContent:
             datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         ]
     )
+    stages = [
+        (label, result.timings[key])
+        for key, label in (
+            ("range_test", "range test"),
+            ("training", "check run"),
+        )
+        if key in result.timings
+    ]
+    footer = " · ".join(f"{label} {seconds:.1f} s" for label, seconds in stages)
     return ReportContent(
+        footer=footer,
         title=f"lrkit auto: {result.name}",
         subtitle=subtitle,
         cards=tuple(cards),

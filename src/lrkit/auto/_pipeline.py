@@ -16,12 +16,13 @@ Each stage is a public lrkit function; this module only chains them and keeps wh
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: torch threads while a built-in task runs (restored afterwards)
+_TASK_THREADS = 1
 
 #: ``progress(stage, done, total)``: stage is "range test", "training" or "report"
 Progress = Callable[[str, int, int], None]
@@ -434,22 +438,26 @@ def auto(
     start_lr, end_lr = min(1e-7, low / 100.0), max(10.0, high * 10.0)
     t0 = time.perf_counter()
     on_range = None if progress is None else _stage_callback(progress, "range test", range_steps)
-    if progress is not None:
-        progress("range test", 0, range_steps)
-    range_test = find_lr(
-        setup.model,
-        setup.optimizer,
-        setup.loss_fn,
-        setup.train_loader,
-        val_loader=None,
-        start_lr=start_lr,
-        end_lr=end_lr,
-        num_steps=range_steps,
-        step_fn=setup.step_fn,
-        progress=on_range if on_range is not None else False,
-    )
-    if progress is not None:
-        progress("range test", range_steps, range_steps)
+    # the built-in tasks are tiny: one thread is several times faster than two on a busy
+    # 2-core machine (threads fight over the cores); a user's setup keeps its own setting
+    threads = _TASK_THREADS if task_obj is not None else None
+    with _torch_threads(threads):
+        if progress is not None:
+            progress("range test", 0, range_steps)
+        range_test = find_lr(
+            setup.model,
+            setup.optimizer,
+            setup.loss_fn,
+            setup.train_loader,
+            val_loader=None,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=range_steps,
+            step_fn=setup.step_fn,
+            progress=on_range if on_range is not None else False,
+        )
+        if progress is not None:
+            progress("range test", range_steps, range_steps)
     timings["range_test"] = time.perf_counter() - t0
 
     family = finder_schedule(advice.schedule, budget)
@@ -514,7 +522,8 @@ def auto(
         result.train_steps = train_steps
         result.train_schedule = train_spec
         t0 = time.perf_counter()
-        _check_run(result, setup, task_obj, train_spec, train_steps, eval_every, seed, progress)
+        with _torch_threads(threads):
+            _check_run(result, setup, task_obj, train_spec, train_steps, eval_every, seed, progress)
         timings["training"] = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ report
@@ -530,6 +539,20 @@ def auto(
             progress("report", 1, 1)
         timings["report"] = time.perf_counter() - t0
     return result
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``; restore the count afterwards."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _stage_callback(progress: Progress, stage: str, total: int) -> Callable[..., None]:
@@ -574,11 +597,12 @@ def finder_schedule(spec: str, total_steps: int | None = None) -> str:
 
 
 def _suggest(range_test: Any, family: str) -> tuple[float | None, str | None]:
-    """The range test's suggestion for the schedule ``family`` and, when there is none, why."""
+    """The range test's suggestion for the schedule ``family`` and why (or why there is none)."""
     value = range_test.suggest(schedule=family)
     lr = _lr_of(value)
     if lr is not None:
-        return lr, None
+        why = getattr(value, "reason", None)
+        return lr, str(why) if why else None
     reason = getattr(value, "reason", None) or getattr(range_test, "stop_reason", None)
     return None, str(reason) if reason else "no usable descent in the curve"
 
