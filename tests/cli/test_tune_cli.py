@@ -200,3 +200,40 @@ def test_task_objective(
     assert all(t["steps"] in (20, None) or t["state"] == "pruned" for t in data["trials"])
     values = [t["value"] for t in data["trials"] if t["state"] == "complete"]
     assert values and all(math.isfinite(v) for v in values)
+
+
+@pytest.mark.slow  # a range test and two short trainings through the CLI: ~3-7 s on 2 cores
+def test_auto_range_for_a_task_and_progress_bar_shows_the_best_so_far(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    import io
+
+    import torch
+    from rich.console import Console
+
+    import lrkit.cli._tune as cli_tune
+
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two threads on a busy 2-core machine are 50x slower here
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    stream = io.StringIO()
+    monkeypatch.setattr(cli_tune, "err_console", Console(file=stream, force_terminal=True))
+    args = ["tune", "--task", "synthetic", "--auto", "--trials", "2", "--steps", "6"]
+    assert main([*args, "--seed", "0", "--strategy", "random"]) == 0
+    out = capsys.readouterr().out
+    study = "lrkit-task-synthetic-random-none-auto"
+    assert main(["tune", "--show", "--storage", "lrkit-tune.db", "--study", study, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    test = shown["range_test"]
+    low, high = test["range"]
+    assert low < test["suggestion"] < high
+    assert shown["trials"][0]["params"]["lr"] == test["suggestion"]  # tried first
+    assert all(low <= t["params"]["lr"] <= high for t in shown["trials"])
+    assert f"range test: suggestion {test['suggestion']:.3g}, searched {low:.3g}..{high:.3g}" in out
+    # the progress bar counted the trials and showed the best value so far
+    bar = stream.getvalue()
+    assert "2/2" in bar and f"best {shown['best_value']:.5g}" in bar

@@ -320,3 +320,29 @@ def test_postgres_study_runs_and_masks_its_url(postgres_url: str, study_name: st
     assert password not in json.dumps(result.to_dict())
     assert result.storage.startswith("postgresql+psycopg2://") and ":***@" in result.storage
     assert len(load_result(postgres_url, study_name).trials) == 4
+
+
+def test_auto_space_runs_the_range_test_and_searches_around_its_suggestion() -> None:
+    from lrkit.finder import find_lr
+    from lrkit.tasks import get_task
+
+    task = get_task("synthetic")
+    result = tune(
+        bowl, space="auto", setup=task, n_trials=5, strategy="random", seed=0, storage=":memory:"
+    )
+    # the same range test, run independently on the same seeded setup
+    s = task.setup(seed=0)
+    test = find_lr(s.model, s.optimizer, s.loss_fn, s.train_loader, step_fn=s.step_fn)
+    assert test.suggestion is not None
+    expected = auto_range(test.suggestion, test.suggest_range())
+    assert result.range_test is not None
+    assert result.range_test["suggestion"] == pytest.approx(test.suggestion, rel=1e-12)
+    assert tuple(result.range_test["range"]) == expected
+    assert result.range_test["steps"] == len(test.train_losses)
+    assert result.space == {"lr": ["log", *expected]}
+    # the suggestion itself is the first trial; every trial stays inside the range
+    assert result.trials[0].params["lr"] == pytest.approx(test.suggestion, rel=1e-12)
+    assert all(expected[0] <= t.params["lr"] <= expected[1] for t in result.trials)
+    assert len(result.trials) == 5
+    with pytest.raises(ValueError, match="setup must be None unless space='auto'"):
+        tune(bowl, setup=task, storage=":memory:")

@@ -106,6 +106,13 @@ def _summary(result: TuneResult) -> str:
         + ", ".join(parts)
         + f"), {result.total_steps} steps reported"
     )
+    test = result.range_test
+    if test:
+        low, high = test["range"]
+        text += (
+            f"\nrange test: suggestion {test['suggestion']:.3g}, searched {low:.3g}..{high:.3g}"
+            f" ({test['steps']} steps)"
+        )
     if result.best_value is not None:
         best = ", ".join(f"{k}={_fmt(v)}" for k, v in result.best_params.items())
         text += f"\nbest: {best} -> {result.best_value:.6g} (trial {result.best_number})"

@@ -728,9 +728,9 @@ def tune(
         else:
             _run_workers(config, opened, workers, threads_per_worker, start_method, on_trial)
         study = optuna.load_study(study_name=name, storage=opened)
-        result = _result(study, spec, config)
-        result.range_test = range_test
-        return result
+        if range_test is not None:  # kept with the study, so that --show can print it
+            study.set_user_attr("lrkit_range_test", range_test)
+        return _result(study, spec, config)
 
 
 def _run_workers(
@@ -812,6 +812,7 @@ def _result(study: Any, spec: StorageSpec, config: _WorkerConfig | None) -> Tune
         early_stopping=config.early_stopping if config else None,
         space=space_to_dict(config.objective.space) if config else {},
         n_trials=config.n_trials if config else None,
+        range_test=study.user_attrs.get("lrkit_range_test"),
     )
 
 
