@@ -27,7 +27,7 @@ DEMO_STEPS := 600
 DEMO_OUT   := demo-report
 demo: $(VENV)/.demo-installed
 	$(BIN)/lrkit auto --task $(DEMO_TASK) --train-steps $(DEMO_STEPS) --out $(DEMO_OUT)/
-	@echo "demo: open $(DEMO_OUT)/report.html in a browser (markdown: $(DEMO_OUT)/report.md)"
+	@echo "demo: the report is $(abspath $(DEMO_OUT))/report.html (open it in a browser; markdown: $(DEMO_OUT)/report.md)"
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks examples docs

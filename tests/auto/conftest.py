@@ -16,8 +16,9 @@ import pytest
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
 
 # Injected at the start of <head> of a COPY of the page: it records uncaught errors, failed
-# loads (capture phase), console.error/warn calls, the natural size of every image and every
-# network resource the page fetched, then writes them as JSON into the DOM for --dump-dom.
+# loads (capture phase), console.error/warn calls, the natural and laid-out size of every image
+# and every network resource the page fetched, then writes them as JSON into the DOM for
+# --dump-dom.
 _PROBE = """<script>
 window.__lrkit = {errors: []};
 window.addEventListener('error', function (e) {
@@ -33,7 +34,9 @@ window.addEventListener('error', function (e) {
 });
 window.addEventListener('load', function () {
   var images = Array.prototype.map.call(document.images, function (img) {
-    return {w: img.naturalWidth, h: img.naturalHeight, complete: img.complete, alt: img.alt};
+    var box = img.getBoundingClientRect();
+    return {w: img.naturalWidth, h: img.naturalHeight, complete: img.complete, alt: img.alt,
+            shown_w: Math.round(box.width), shown_h: Math.round(box.height)};
   });
   var resources = performance.getEntriesByType('resource').map(function (r) { return r.name; });
   var out = document.createElement('pre');

@@ -119,6 +119,17 @@ def test_code_snippet_is_runnable(optimizer: str, cls: type) -> None:
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * parse(spec)(10), rel=1e-12)
 
 
+def test_code_snippet_lines_fit_a_terminal() -> None:
+    long = code_snippet(
+        "nesterov", 0.1, "cosine(900)", 900, {"weight_decay": 5e-4, "dampening": 0.1}
+    )
+    short = code_snippet("adam", 3e-4, "cosine(900)", 900)
+    assert max(len(line) for line in (long + short).splitlines()) <= 79
+    assert "optimizer = torch.optim.Adam(model.parameters(), lr=3e-04)" in short
+    assert "optimizer = torch.optim.SGD(\n    model.parameters(),\n    lr=0.1,\n" in long
+    compile(long, "<snippet>", "exec")
+
+
 # ----------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def digits_result(tmp_path_factory: pytest.TempPathFactory) -> AutoResult:
@@ -180,7 +191,15 @@ def test_auto_report_files(digits_result: AutoResult) -> None:
     data = json.loads(paths["json"].read_text())
     assert data["lr"] == digits_result.lr and data["schedule"] == digits_result.schedule
     html = paths["html"].read_text()
-    assert html.count("data:image/png;base64,") == 3
+    # three plots, each once as a thumbnail at the top (linking to its section) and once in it
+    assert html.count("data:image/png;base64,") == 6
+    assert re.findall(r'<a class="thumb" href="#([^"]+)"', html) == [
+        "range-test",
+        "schedule",
+        "diagnosis",
+    ]
+    for anchor in ("range-test", "schedule", "diagnosis"):
+        assert f'<section id="{anchor}">' in html
     assert "http://" not in html and "https://" not in html
 
 
@@ -191,8 +210,11 @@ def test_auto_report_in_chromium(
     probe = chromium_probe(digits_result.report["html"])
     assert probe["errors"] == [] and probe["console"] == []
     assert probe["resources"] == []
-    assert len(probe["images"]) == 3
+    assert len(probe["images"]) == 6  # 3 thumbnails + 3 plots
     assert all(i["w"] > 100 and i["h"] > 100 and i["complete"] for i in probe["images"])
+    natural = [(i["w"], i["h"]) for i in probe["images"]]
+    assert natural[:3] == natural[3:]  # the thumbnails are the same plots
+    assert all(i["shown_w"] > 100 and i["shown_h"] > 50 for i in probe["images"])
 
 
 def test_the_reported_snippet_runs_and_trains(digits_result: AutoResult) -> None:

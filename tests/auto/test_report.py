@@ -64,7 +64,8 @@ def test_html_is_self_contained_and_escaped() -> None:
     assert "<script" not in html and "<link" not in html and "@import" not in html
     assert "http://" not in html and "https://" not in html
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
-    assert len(images) == 2
+    assert len(images) == 4  # two thumbnails at the top, then the two plots in their sections
+    assert images[:2] == images[2:]
     assert all(base64.b64decode(img).startswith(PNG_MAGIC) for img in images)
 
 
@@ -118,9 +119,10 @@ def test_page_renders_in_chromium(
     probe = chromium_probe(paths["html"])
     assert probe["errors"] == [] and probe["console"] == []
     assert probe["resources"] == []  # nothing loaded over the network
-    assert len(probe["images"]) == 2
-    # dpi 50: 4 x 2.5 in -> 200 x 125 px, 5 x 2 in -> 250 x 100 px
-    assert [(i["w"], i["h"]) for i in probe["images"]] == [(200, 125), (250, 100)]
+    assert len(probe["images"]) == 4
+    # dpi 50: 4 x 2.5 in -> 200 x 125 px, 5 x 2 in -> 250 x 100 px (thumbnails, then sections)
+    assert [(i["w"], i["h"]) for i in probe["images"]] == [(200, 125), (250, 100)] * 2
+    assert all(i["complete"] and i["shown_w"] > 0 and i["shown_h"] > 0 for i in probe["images"])
 
 
 @pytest.mark.browser

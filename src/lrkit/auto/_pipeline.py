@@ -240,6 +240,10 @@ _TORCH_CLASS = {
 }
 
 
+#: the snippet's lines stay this short (a terminal of 80 columns shows them unbroken)
+_SNIPPET_WIDTH = 79
+
+
 def _literal(value: Any) -> str:
     if isinstance(value, float):
         return fmt_lr(value) if value != 0 else "0.0"
@@ -259,20 +263,25 @@ def code_snippet(
     cls, defaults = _TORCH_CLASS[optimizer]
     options = dict(defaults)
     options.update(kwargs or {})
-    args = ", ".join(
-        ["model.parameters()", f"lr={_literal(lr)}"]
-        + [f"{k}={_literal(v)}" for k, v in options.items()]
-    )
+    arguments = ["model.parameters()", f"lr={_literal(lr)}"] + [
+        f"{k}={_literal(v)}" for k, v in options.items()
+    ]
+    call = f"optimizer = {cls}({', '.join(arguments)})"
+    if len(call) > _SNIPPET_WIDTH:  # one argument a line: no terminal wraps it mid-token
+        call = f"optimizer = {cls}(\n" + "".join(f"    {a},\n" for a in arguments) + ")"
     plateau = schedule.startswith("plateau") or "plateau(" in schedule
     lines = ["import torch", "from lrkit.schedules import attach", ""]
     if optimizer == "lion":
         lines.insert(1, "from lion_pytorch import Lion  # pip install lion-pytorch")
     lines += [
-        f"optimizer = {cls}({args})",
+        call,
         f'scheduler = attach(optimizer, "{schedule}")',
         "",
-        "for step, (inputs, targets) in enumerate(train_loader):"
-        + (f"  # {total_steps} optimizer steps in all" if total_steps else ""),
+    ]
+    if total_steps:
+        lines.append(f"# the schedule spans {total_steps} optimizer steps (all epochs together)")
+    lines += [
+        "for inputs, targets in train_loader:",
         "    loss = loss_fn(model(inputs), targets)",
         "    optimizer.zero_grad()",
         "    loss.backward()",

@@ -126,6 +126,14 @@ pre { background: #0d1117; color: #e6edf3; padding: 14px 16px; border-radius: 8p
   "Liberation Mono", monospace; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; }
 .notes li { margin: 4px 0; }
+.glance { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr));
+  gap: 12px; margin-top: 12px; }
+.glance a { display: block; background: var(--card); border: 1px solid var(--line);
+  border-radius: 10px; padding: 8px; color: var(--fg); text-decoration: none; }
+.glance a:hover { border-color: var(--accent); }
+.glance img { width: 100%; height: 130px; object-fit: contain; display: block; }
+.glance span { display: block; font-size: 13px; font-weight: 600; margin-top: 4px;
+  text-align: center; }
 tr.chosen td { font-weight: 650; background: #ddf4ff; }
 footer { color: var(--muted); font-size: 12px; margin-top: 28px; text-align: center; }
 """
@@ -158,6 +166,19 @@ def render_html(content: ReportContent) -> str:
             f'<div class="detail">{_e(card.detail)}</div></div>'
         )
     parts.append("</div>")
+    glance = [s for s in content.sections if s.figure is not None]
+    if len(glance) > 1:
+        # the story in one look: every plot as a thumbnail linking to its section
+        parts.append('<nav class="glance" aria-label="the plots at a glance">')
+        for i, section in enumerate(glance, 1):
+            fig = section.figure
+            assert fig is not None
+            href = f' href="#{_e(section.anchor)}"' if section.anchor else ""
+            parts.append(
+                f'<a class="thumb"{href}><img src="{_img_src(fig)}" alt="{_e(fig.alt)}">'
+                f"<span>{i}. {_e(section.title)}</span></a>"
+            )
+        parts.append("</nav>")
     for section in content.sections:
         anchor = f' id="{_e(section.anchor)}"' if section.anchor else ""
         parts.append(f"<section{anchor}><h2>{_e(section.title)}</h2>")
