@@ -26,8 +26,13 @@ floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 def test_json_round_trip_is_exact(values: np.ndarray, reason: str) -> None:
     n = len(values)
     lrs = np.geomspace(1e-6, 1.0, n) if n > 1 else np.array([1e-3])
-    original = RangeTest(lrs=lrs, losses=values, smoothed=values[::-1].copy(), stop_reason=reason,
-                         settings={"start_lr": 1e-6, "diverge_factor": None, "mode": "exp"})
+    original = RangeTest(
+        lrs=lrs,
+        losses=values,
+        smoothed=values[::-1].copy(),
+        stop_reason=reason,
+        settings={"start_lr": 1e-6, "diverge_factor": None, "mode": "exp"},
+    )
     text = json.dumps(original.to_dict(), allow_nan=False)  # strict JSON: no NaN literals
     back = RangeTest.from_dict(json.loads(text))
     np.testing.assert_array_equal(back.lrs, original.lrs)
@@ -40,8 +45,14 @@ def test_json_round_trip_is_exact(values: np.ndarray, reason: str) -> None:
 def test_round_trip_of_a_real_test_with_nan() -> None:
     values = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, float("nan"), 0.1, 0.1]
     model = torch.nn.Linear(6, 1)
-    result = find_lr(model, torch.optim.SGD(model.parameters(), lr=0.1), None, regression_data(),
-                     step_fn=ScriptedLoss(values), num_steps=10)
+    result = find_lr(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        None,
+        regression_data(),
+        step_fn=ScriptedLoss(values),
+        num_steps=10,
+    )
     data = result.to_dict()
     assert data["losses"][-1] == "nan" and data["stop_reason"] == "non-finite"
     back = RangeTest.from_dict(json.loads(json.dumps(data)))
@@ -58,12 +69,30 @@ def test_round_trip_of_a_real_test_with_nan() -> None:
         {"format": "other"},
         {"format": "lrkit.range_test", "version": 99},
         {"format": "lrkit.range_test", "version": 1, "lrs": [1.0]},
-        {"format": "lrkit.range_test", "version": 1, "lrs": [1.0], "losses": ["NaN!"],
-         "smoothed": [1.0], "stop_reason": "completed"},
-        {"format": "lrkit.range_test", "version": 1, "lrs": [1.0], "losses": [1.0],
-         "smoothed": [1.0], "stop_reason": "bored"},
-        {"format": "lrkit.range_test", "version": 1, "lrs": [1.0, 2.0], "losses": [1.0],
-         "smoothed": [1.0], "stop_reason": "completed"},
+        {
+            "format": "lrkit.range_test",
+            "version": 1,
+            "lrs": [1.0],
+            "losses": ["NaN!"],
+            "smoothed": [1.0],
+            "stop_reason": "completed",
+        },
+        {
+            "format": "lrkit.range_test",
+            "version": 1,
+            "lrs": [1.0],
+            "losses": [1.0],
+            "smoothed": [1.0],
+            "stop_reason": "bored",
+        },
+        {
+            "format": "lrkit.range_test",
+            "version": 1,
+            "lrs": [1.0, 2.0],
+            "losses": [1.0],
+            "smoothed": [1.0],
+            "stop_reason": "completed",
+        },
     ],
 )
 def test_from_dict_rejects_bad_data(bad: object) -> None:
@@ -89,6 +118,29 @@ def test_suggestion_api_delegates_to_the_rules() -> None:
     assert list(t.suggest_all()) == list(METHODS)
 
 
+def test_the_optimizer_is_recorded_and_steers_the_default_rule() -> None:
+    from lrkit.finder._rules import suggest
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    result = find_lr(model, opt, torch.nn.functional.mse_loss, regression_data(4), num_steps=60)
+    assert result.settings["optimizer"] == "SGD" and result.optimizer == "SGD"
+    again = RangeTest.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.optimizer == "SGD"
+    args = (result.lrs, result.losses, result.smoothed)
+    assert result.suggest() == suggest(*args, optimizer="sgd")
+    assert result.suggest(optimizer="Adam") == suggest(*args, optimizer="adaptive")
+    # a curve with a clear descent and a wide bottom: the two families answer differently
+    lrs = np.geomspace(1e-6, 1.0, 80)
+    x = np.log10(lrs)
+    losses = 2.0 - np.clip(x + 5, 0, 1) + np.where(x > -1.5, 30 * (x + 1.5) ** 2, 0.0)
+    t = RangeTest(lrs, losses, losses.copy(), "completed", settings={"optimizer": "SGD"})
+    assert t.suggestion is not None and t.suggest(optimizer="AdamW").lr is not None
+    assert t.suggestion > 10 * t.suggest(optimizer="AdamW").lr  # type: ignore[operator]
+    assert RangeTest(lrs, losses, losses.copy(), "completed").optimizer is None
+
+
 def test_plot_marks_suggestion_range_and_non_finite_points() -> None:
     pytest.importorskip("matplotlib")
     import matplotlib
@@ -109,7 +161,8 @@ def test_plot_marks_suggestion_range_and_non_finite_points() -> None:
     if suggestion.lr is not None:
         assert any(label.startswith("lrkit: ") for label in labels)
         assert any(
-            line.get_xdata()[0] == suggestion.lr for line in ax.get_lines()
+            line.get_xdata()[0] == suggestion.lr
+            for line in ax.get_lines()
             if len(line.get_xdata()) == 2 and line.get_linestyle() == "--"
         )
     if t.suggest_range() is not None:

@@ -133,7 +133,32 @@ def test_stable_across_shifted_seeds_of_the_same_curve() -> None:
 def test_flat_curve_gives_no_answer() -> None:
     rng = np.random.default_rng(0)
     got = lrkit(2.0 + rng.normal(0, 0.02, len(LRS)))
-    assert got.lr is None and "no usable descent" in got.reason
+    assert got.lr is None and "flat curve" in got.reason
+
+
+PATTERN = np.array([3.9, 4.1, 5.1, 6.0, 8.4, 2.5, 5.8, 2.7])  # 8 batches, very unequal losses
+
+
+def test_short_curve_with_batch_to_batch_noise_and_a_real_descent_is_accepted() -> None:
+    # 40 steps cycling 8 batches whose losses differ 3x; the level falls to a third over
+    # points 24-31, stays low, then the run blows up: a clear descent, though within the
+    # spread of the batch losses
+    lrs = np.geomspace(1e-7, 1.0, 40)
+    level = np.ones(40)
+    level[24:32] = np.linspace(1.0, 1 / 3, 8)
+    level[32:] = 1 / 3
+    level[37:] = [2.0, 20.0, 200.0]
+    losses = np.tile(PATTERN, 5) * level
+    got = suggest(lrs, losses, ema(losses), "lrkit", optimizer="SGD")
+    assert got.lr is not None, got.reason
+    assert lrs[24] <= got.lr <= lrs[37]
+
+
+def test_short_flat_curve_with_batch_to_batch_noise_gives_no_answer() -> None:
+    lrs = np.geomspace(1e-7, 1.0, 40)
+    losses = np.tile(PATTERN, 5)
+    got = suggest(lrs, losses, ema(losses), "lrkit")
+    assert got.lr is None and "flat curve" in got.reason
 
 
 def test_immediately_divergent_curve_gives_no_answer() -> None:

@@ -375,8 +375,8 @@ def lrkit_rule(
             None,
             None,
             f"no usable descent: only {100 * f.bottom_share:.0f}% of the losses around the "
-            f"lowest point are below the starting losses (z = {f.z:.1f}): a flat curve within "
-            "its noise; widen the range (end_lr), add num_steps or check the model",
+            f"lowest point are below the lowest starting losses (z = {f.z:.1f}): a flat "
+            "curve within its noise; widen the range (end_lr), add num_steps or check the model",
         )
     if family == "sgd":
         anchor, what = f.lr_bottom, "the middle of the curve's bottom"
