@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lrkit._validate import check_int
+
+if TYPE_CHECKING:
+    from lrkit.tasks import Task
 
 __all__ = ["TaskObjective"]
 
@@ -27,31 +30,36 @@ class TaskObjective:
         ...               storage=":memory:")  # doctest: +SKIP
     """
 
-    task: str
+    task: str | Task
     steps: int | None = None
     seed: int = 0
     reports: int = 9
 
     def __post_init__(self) -> None:
-        from lrkit.tasks import get_task
-
-        get_task(self.task)  # validates the name now, not in the first trial
+        self._task()  # validates the name now, not in the first trial
         if self.steps is not None:
             check_int("steps", self.steps, minimum=1)
         check_int("seed", self.seed, minimum=0)
         check_int("reports", self.reports, minimum=1)
 
+    def _task(self) -> Task:
+        """The task: a built-in one by name, or a :class:`~lrkit.tasks.Task` given directly
+        (such a task's model builder may not pickle, which ``workers > 1`` needs)."""
+        from lrkit.tasks import Task, get_task
+
+        if isinstance(self.task, Task):
+            return self.task
+        return get_task(self.task)
+
     @property
     def budget(self) -> int:
         """Optimizer steps of one full trial."""
-        from lrkit.tasks import get_task
-
-        return self.steps if self.steps is not None else get_task(self.task).budget
+        return self.steps if self.steps is not None else self._task().budget
 
     def __call__(self, params: dict[str, Any], report: Any) -> float:
-        from lrkit.tasks import evaluate, get_task, train
+        from lrkit.tasks import evaluate, train
 
-        task = get_task(self.task)
+        task = self._task()
         n_steps = self.budget
         every = max(1, n_steps // self.reports)
         setup = task.setup(lr=float(params["lr"]), seed=self.seed)
