@@ -158,15 +158,16 @@ def test_plot_marks_suggestion_range_and_non_finite_points() -> None:
     labels = [h.get_label() for h in ax.get_legend().legend_handles]
     assert "non-finite loss" in labels
     suggestion = t.suggest()
-    if suggestion.lr is not None:
-        assert any(label.startswith("lrkit: ") for label in labels)
-        assert any(
-            line.get_xdata()[0] == suggestion.lr
-            for line in ax.get_lines()
-            if len(line.get_xdata()) == 2 and line.get_linestyle() == "--"
-        )
-    if t.suggest_range() is not None:
-        assert "suggested range" in labels
+    assert suggestion.lr is not None and t.suggest_range() is not None
+    assert any(label.startswith("lrkit: ") for label in labels)
+    assert any(
+        line.get_xdata()[0] == suggestion.lr
+        for line in ax.get_lines()
+        if len(line.get_xdata()) == 2 and line.get_linestyle() == "--"
+    )
+    assert "suggested range" in labels
+    lag_free = [line for line in ax.get_lines() if line.get_label().startswith("lag-free")]
+    assert len(lag_free) == 1 and len(lag_free[0].get_xdata()) == 39  # up to the NaN
     assert ax.get_xscale() == "log"
     crosses = [c for c in ax.collections if c.get_label() == "non-finite loss"]
     assert crosses and crosses[0].get_offsets()[0][0] == pytest.approx(lrs[-1])

@@ -31,7 +31,8 @@ def plot_range_test(
 ) -> Axes:
     """Draw ``result``'s curve and return the matplotlib Axes.
 
-    The smoothed loss is a solid line (raw losses faint behind it when ``raw``); the
+    The smoothed loss (EMA) is a solid line (raw losses faint behind it when ``raw``), with the
+    lag-free smoothing lrkit's rule reads for ``method="lrkit"``; the
     suggestion of ``method`` is a dashed vertical line with a dot on the curve; the suggested
     range is shaded; NaN/infinite losses are red crosses at the top edge of the plot.
 
@@ -57,7 +58,13 @@ def plot_range_test(
         ax.plot(lrs[finite], losses[finite], color="tab:blue", alpha=0.3, lw=1, label=f"{what}")
     sfinite = np.isfinite(smoothed)
     if sfinite.any():
-        ax.plot(lrs[sfinite], smoothed[sfinite], color="tab:blue", lw=2, label="smoothed")
+        ax.plot(lrs[sfinite], smoothed[sfinite], color="tab:blue", lw=2, label="smoothed (EMA)")
+    n_ok = int(np.argmin(finite)) if not finite.all() else len(lrs)
+    if method == "lrkit" and n_ok >= 5:
+        from lrkit.finder._rules import curve_features
+
+        lag_free = curve_features(lrs[:n_ok], losses[:n_ok]).curve
+        ax.plot(lrs[:n_ok], lag_free, color="tab:purple", lw=1.5, label="lag-free (lrkit's rule)")
     if result.settings.get("mode", "exp") == "exp":
         ax.set_xscale("log")
     # y range: the part of the curve that matters (up to a bit above the first smoothed loss)
