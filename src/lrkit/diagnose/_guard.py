@@ -51,12 +51,14 @@ import copy
 import json
 import logging
 import math
+import operator
 import os
 import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice, repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -220,8 +222,8 @@ class _Series:
         "_level",
         "_values",
         "_refresh",
-        "_since",
-        "_noise_since",
+        "next_refresh",
+        "_next_noise",
         "_median",
         "_scale",
         "_log",
@@ -233,8 +235,8 @@ class _Series:
         self._level = level
         self._values: deque[float] = deque(maxlen=window)
         self._refresh = refresh
-        self._since = refresh
-        self._noise_since = 5 * refresh
+        self.next_refresh = 0  # refresh when ``total`` reaches this
+        self._next_noise = 0
         self._median = math.nan
         self._scale = math.nan
         self._log = True
@@ -250,7 +252,7 @@ class _Series:
             # a loss <= 0 cannot be put on a log scale: switch this series to raw values
             self._log = False
             self._values = deque((math.exp(v) for v in self._values), maxlen=self._window)
-            self._since = self._refresh
+            self.next_refresh = 0
             self._scale = math.nan
         return value
 
@@ -268,28 +270,29 @@ class _Series:
         standard deviation from the MAD of successive differences (divided by sqrt(2)), so a
         falling trend inside the window does not inflate it. Returns True when recomputed.
         """
-        if self._since < self._refresh:
+        if self.total < self.next_refresh:
             return False
         # pure Python: for ~100 values sorted() is several times faster than np.median
-        values = list(self._values)
-        self._median = _median(values[-self._level :])
+        self._median = _median(list(islice(reversed(self._values), self._level)))
         if (
-            self._noise_since >= 5 * self._refresh
-            or len(values) < self._window
+            self.total >= self._next_noise
+            or len(self._values) < self._window
             or math.isnan(self._scale)
         ):
-            diffs = [b - a for a, b in zip(values[:-1], values[1:], strict=True)]
+            values = list(self._values)
+            # map() with operator functions keeps these loops in C (this runs every 5 x refresh)
+            diffs = list(map(operator.sub, islice(values, 1, None), values))
             if diffs:
                 mid = _median(diffs)
-                dev = sorted([abs(d - mid) for d in diffs])
+                dev = sorted(map(abs, map(operator.sub, diffs, repeat(mid))))
                 # the 90th percentile of |deviation| / 1.645: the standard deviation for Gaussian
                 # noise, larger (safer) for the heavy-tailed noise of small minibatch losses
                 spread = dev[min(len(dev) - 1, int(0.9 * len(dev)))] / _Q90
             else:
                 spread = 0.0
             self._scale = spread / math.sqrt(2)
-            self._noise_since = 0
-        self._since = 0
+            self._next_noise = self.total + 5 * self._refresh
+        self.next_refresh = self.total + self._refresh
         return True
 
     @property
@@ -301,9 +304,8 @@ class _Series:
         return self._scale
 
     def accept(self, x: float) -> None:
+        # (LossMonitor.observe inlines this on its hot path)
         self._values.append(x)
-        self._since += 1
-        self._noise_since += 1
         self.total += 1
 
     def rewind(self, total: int) -> None:
@@ -312,13 +314,13 @@ class _Series:
         for _ in range(min(max(drop, 0), len(self._values))):
             self._values.pop()
         self.total = min(self.total, total)
-        self._since = self._refresh
+        self.next_refresh = 0
         self._scale = math.nan
 
     def reset(self) -> None:
         self._values.clear()
         self.total = 0
-        self._since = self._refresh
+        self.next_refresh = 0
         self._median = math.nan
         self._scale = math.nan
 
@@ -422,12 +424,13 @@ class LossMonitor:
             self._run_len = 0
             return _Detection("nonfinite", step, "grad_norm", grad_norm, None, None, None)
         series = self._loss
-        x = series.transform(loss)
+        # hot path (a few microseconds per call matter): attributes read once, no helper calls
+        x = math.log(loss) if series._log and loss > 0.0 else series.transform(loss)
         found: _Detection | None = None
         elevated = False
         quiet = step <= self._quiet_until
-        if len(series) >= self.min_history:
-            if series.refresh():
+        if len(series._values) >= self.min_history:
+            if series.total >= series.next_refresh and series.refresh():
                 level = series.untransform(series.median)
                 if math.isnan(self._initial):
                     self._initial = abs(level)
@@ -459,26 +462,33 @@ class LossMonitor:
                 self._run_len = 0
         if not elevated or quiet:
             # inside a cooldown the baseline adapts to the new level
-            series.accept(x)
+            series._values.append(x)
+            series.total += 1
         if grad_norm is not None and grad_norm > 0.0:
-            g = self._grad
-            gx = g.transform(grad_norm)
-            grad_bad = False
-            if len(g) >= self.min_history:
-                if g.refresh():
-                    self._grad_edges = self._edges(
-                        g, self.spike_z, self.grad_ratio, self.spike_z, self.grad_ratio, 0.0
-                    )
-                gmed, gedge, _ = self._grad_edges
-                if gx - gmed > gedge:
-                    grad_bad = True
-                    if found is None and not quiet:
-                        found = self._make("spike", step, "grad_norm", grad_norm, g, gx)
-            if not grad_bad or quiet:
-                g.accept(gx)
+            found = self._observe_grad(step, grad_norm, found, quiet)
         if found is not None:
             self._quiet_until = step + self.cooldown
             self._run_len = 0
+        return found
+
+    def _observe_grad(
+        self, step: int, grad_norm: float, found: _Detection | None, quiet: bool
+    ) -> _Detection | None:
+        g = self._grad
+        gx = g.transform(grad_norm)
+        grad_bad = False
+        if len(g) >= self.min_history:
+            if g.refresh():
+                self._grad_edges = self._edges(
+                    g, self.spike_z, self.grad_ratio, self.spike_z, self.grad_ratio, 0.0
+                )
+            gmed, gedge, _ = self._grad_edges
+            if gx - gmed > gedge:
+                grad_bad = True
+                if found is None and not quiet:
+                    found = self._make("spike", step, "grad_norm", grad_norm, g, gx)
+        if not grad_bad or quiet:
+            g.accept(gx)
         return found
 
     def _drift(self, step: int, level: float) -> int | None:
@@ -678,6 +688,7 @@ class Guard:
         **thresholds: Any,
     ) -> None:
         self.policy = check_choice("policy", policy, POLICIES)
+        self._rollback_policy = self.policy == "rollback"
         if isinstance(on, str):
             fail("on", on, "a collection of event kinds such as ('nonfinite', 'spike')")
         self.on = tuple(check_choice("on", k, EVENT_KINDS) for k in on)
@@ -737,7 +748,7 @@ class Guard:
         ``loss`` and ``grad_norm`` may be Python numbers or one-element tensors (converted with
         one ``.item()`` each). Call before ``optimizer.step()``.
         """
-        if isinstance(step, bool) or not isinstance(step, int):
+        if type(step) is not int:
             step = check_int("step", step, minimum=0)
         elif step < 0:
             fail("step", step, "an integer >= 0")
@@ -754,7 +765,7 @@ class Guard:
             self._healthy_since_action += 1
             if self._retries and self._healthy_since_action >= self.recovery_steps:
                 self._retries = 0
-            if self.policy == "rollback" and step % self.snapshot_every == 0:
+            if self._rollback_policy and step % self.snapshot_every == 0:
                 self._take_snapshot(step)
             return _OK
         return self._handle(step, found)
