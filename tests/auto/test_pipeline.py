@@ -393,7 +393,7 @@ class _Flat(nn.Module):
         return self.lin(x) * 0.0
 
 
-def test_no_clear_answer_falls_back_to_the_advisor_and_says_why() -> None:
+def test_no_clear_answer_falls_back_to_the_advisor_and_says_why(tmp_path: Path) -> None:
     torch.manual_seed(0)
     data = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(4)]
     model = _Flat()
@@ -403,8 +403,16 @@ def test_no_clear_answer_falls_back_to_the_advisor_and_says_why() -> None:
         train_loader=data,
         loss_fn=nn.CrossEntropyLoss(),
     )
-    result = auto(setup, range_steps=20)
+    result = auto(setup, range_steps=20, out=tmp_path)
     assert result.suggestion is None and result.suggestion_reason
     assert result.lr == result.advice.lr == 3e-4  # Adam + MLP
     assert result.lr_source.startswith("advisor")
     assert any(n.startswith("range test: no clear answer") for n in result.notes)
+    # the report says so too, marks no rule as used and claims no measurement
+    md = result.report["markdown"].read_text()
+    assert "this is the advisor's generic starting point: test it with a check run" in md
+    assert "the range test measured" not in md and "(used)" not in md
+    assert "| lrkit | no clear answer |" in md
+    assert "drawn over 1000 steps (no budget given)" in md  # plateau(): no step budget
+    page = result.report["html"].read_text()
+    assert page.count('<a class="thumb"') == 2  # range test and schedule: no check run

@@ -246,8 +246,8 @@ def _schedule_choice(
                     "schedule",
                     "reduce-on-plateau",
                     "no step budget given, so no step-indexed decay can be built; cut the lr "
-                    "by 10x when the validation loss stops improving (feed it with "
-                    "scheduler.step(val_loss))",
+                    "by 10x when the validation loss stops improving (after each validation "
+                    "pass: scheduler.observe(val_loss))",
                     "plateau",
                 ),
             ),

@@ -57,6 +57,11 @@ def _schedule_figure(result: AutoResult) -> Figure | None:
     from lrkit.schedules import parse
 
     steps = result.total_steps or result.train_steps or 1000
+    shown = (
+        f"over {steps} steps"
+        if result.total_steps or result.train_steps
+        else f"drawn over {steps} steps (no budget given)"
+    )
     ax = _new_axes(7.6, 3.2)
     plot_schedule(parse(result.schedule), steps, lr=result.lr, ax=ax)
     ax.set_title("The recommended schedule", fontsize=11, loc="left")
@@ -64,7 +69,7 @@ def _schedule_figure(result: AutoResult) -> Figure | None:
         "schedule",
         _png(ax),
         f"learning rate schedule {result.schedule}",
-        f"{result.schedule} with peak lr {fmt_lr(result.lr)} over {steps} steps.",
+        f"{result.schedule} with peak lr {fmt_lr(result.lr)} {shown}.",
     )
 
 
@@ -229,8 +234,19 @@ def build_content(result: AutoResult) -> ReportContent:
             "Recommendation",
             paragraphs=(
                 f"Optimizer {result.optimizer}, peak learning rate {fmt_lr(result.lr)} "
-                f"({result.lr_source}), schedule {result.schedule}. The advisor's starting "
-                f"point was {fmt_lr(advice.lr)}; the range test measured this model and data.",
+                f"({result.lr_source}), schedule {result.schedule}. "
+                + (
+                    f"The advisor's starting point was {fmt_lr(advice.lr)}; the range test "
+                    "measured this model and data."
+                    if result.suggestion is not None
+                    else "The range test gave no clear answer, so this is the advisor's "
+                    "generic starting point"
+                    + (
+                        ": the check run below tests it."
+                        if result.training is not None
+                        else ": test it with a check run (--train-steps N)."
+                    )
+                ),
             ),
             code=result.snippet,
             anchor="recommendation",
