@@ -79,6 +79,25 @@ def test_tensorboard_empty_or_garbage_event_files(tmp_path: Path) -> None:
         diagnose_file(garbage.parent)
 
 
+def test_tensorboard_truncated_event_file_is_an_error(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(tmp_path))
+    for step in range(100):
+        writer.add_scalar("loss", 1.0 / (step + 1), step)
+    writer.close()
+    event_file = next(tmp_path.glob("*tfevents*"))
+    assert len(read_log(event_file).series["loss"]) == 100
+    data = event_file.read_bytes()
+    event_file.write_bytes(data[:-7])  # the last record cut short
+    with pytest.raises(ValueError, match=r"tfevents.*truncated: .* after 100 complete records"):
+        read_log(event_file)
+    event_file.write_bytes(b"\xff" * 20)  # a first record claiming an absurd length
+    with pytest.raises(ValueError, match="not a TensorBoard event file"):
+        read_log(tmp_path)
+
+
 # --- Lightning CSVLogger -------------------------------------------------------------------
 
 

@@ -10,7 +10,9 @@ import csv
 import json
 import logging
 import math
+import mmap
 import re
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,17 +317,46 @@ def read_hf(path: Path) -> Log:
     return _hf_log(file, data)
 
 
+def _check_event_file(path: Path) -> None:
+    """Walk the TFRecord framing (8-byte length, 4-byte CRC, data, 4-byte CRC) of an event file.
+
+    TensorBoard's own reader silently stops at an incomplete record; a file cut short (a copy
+    that did not finish, a full disk) would then look like a shorter run, so it is an error.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{path}: the event file is empty")
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        pos = 0
+        records = 0
+        while pos + 12 <= size:
+            (length,) = struct.unpack_from("<Q", data, pos)
+            end = pos + 12 + length + 4
+            if end > size:
+                break
+            pos = end
+            records += 1
+    if pos != size:
+        what = (
+            "not a TensorBoard event file (malformed first record)"
+            if records == 0
+            else f"truncated: the record at byte {pos} is incomplete ({size - pos} bytes after "
+            f"{records} complete records); if the run is still writing, read it again later"
+        )
+        raise ValueError(f"{path}: {what}")
+
+
 def read_tensorboard(path: Path) -> Log:
     files = _tb_event_files(path)
     if not files:
         raise ValueError(f"{path}: no TensorBoard event files found")
+    for f in files:
+        _check_event_file(f)
     event_accumulator = require("tensorboard.backend.event_processing.event_accumulator", "logs")
     tensor_util = require("tensorboard.util.tensor_util", "logs")
     root = path if path.is_dir() else path.parent
     by_dir: dict[Path, list[Path]] = {}
     for f in files:
-        if f.stat().st_size == 0:
-            raise ValueError(f"{f}: the event file is empty")
         by_dir.setdefault(f.parent, []).append(f)
     series: dict[str, tuple[list[float], list[float]]] = {}
     for directory, dir_files in sorted(by_dir.items()):
