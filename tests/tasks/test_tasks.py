@@ -219,3 +219,17 @@ def test_task_is_frozen_value() -> None:
     with pytest.raises(AttributeError):
         task.budget = 3  # type: ignore[misc]
     assert isinstance(TrainResult().to_dict(), dict)
+
+
+def test_batches_follow_the_model_to_its_device() -> None:
+    from lrkit.tasks._train import _device, _to
+
+    model = torch.nn.Linear(3, 2)
+    batch = (torch.zeros(4, 3), {"y": torch.zeros(4)})
+    assert _device(model) == torch.device("cpu")
+    assert _to(batch, _device(model)) is batch  # CPU: nothing to move
+    meta = model.to("meta")  # a device that exists on every machine
+    assert _device(meta) == torch.device("meta")
+    moved = _to(batch, _device(meta))
+    assert moved[0].device.type == "meta" and moved[1]["y"].device.type == "meta"
+    assert _device(torch.nn.ReLU()) == torch.device("cpu")

@@ -77,6 +77,22 @@ def batch_loss(setup: Setup, batch: Any) -> torch.Tensor:
     return result
 
 
+def _device(model: torch.nn.Module) -> torch.device:
+    """Where the model's first parameter (or buffer) lives; CPU for a model without any."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    """``batch`` with its tensors on ``device`` (unchanged on CPU: loaders yield CPU tensors)."""
+    if device.type == "cpu":
+        return batch
+    from lrkit.finder._batches import move_to
+
+    return move_to(batch, device)
+
+
 def _batch_size(batch: Any) -> int:
     if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
         return int(batch[0].shape[0]) if batch[0].dim() else 1
@@ -94,12 +110,13 @@ def evaluate(setup: Setup, loader: Iterable[Any] | None = None) -> float:
         return math.nan
     was_training = setup.model.training
     setup.model.eval()
+    device = _device(setup.model)
     total, count = 0.0, 0
     try:
         with torch.no_grad():
             for batch in loader:
                 n = _batch_size(batch)
-                total += float(batch_loss(setup, batch)) * n
+                total += float(batch_loss(setup, _to(batch, device))) * n
                 count += n
     finally:
         setup.model.train(was_training)
@@ -193,8 +210,9 @@ def train(
         torch.manual_seed(seed)
         model.train()
         batches = _cycle(setup.train_loader)
+        device = _device(model)  # batches go where the model is, as in the range test
         for step in range(n_steps):
-            batch = next(batches)
+            batch = _to(next(batches), device)
             current_lr = float(optimizer.param_groups[0]["lr"])
             optimizer.zero_grad(set_to_none=True)
             loss = batch_loss(setup, batch)
