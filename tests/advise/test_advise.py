@@ -30,6 +30,7 @@ from lrkit.schedules import parse
         ("sgd+momentum", "cnn", False, 1e-2, "common practice"),
         ("sgd_momentum", "resnet", False, 1e-1, "He et al. 2016"),
         ("nesterov", "resnet", False, 1e-1, "He et al. 2016"),
+        ("sgd", "lstm", False, 1.0, "Zaremba et al. 2014"),  # LSTM LM, clipped gradients
     ],
 )
 def test_reference_table_values(

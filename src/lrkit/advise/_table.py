@@ -118,6 +118,10 @@ SOURCES: dict[str, tuple[str, str]] = {
         "Symbolic Discovery of Optimization Algorithms (Lion: 3-10x smaller lr than AdamW)",
     ),
     "kipf": ("Kipf & Welling 2017", "Graph Convolutional Networks (Adam lr 1e-2)"),
+    "zaremba": (
+        "Zaremba et al. 2014",
+        "Recurrent Neural Network Regularization (LSTM LM: plain SGD, lr 1, clip norm 5)",
+    ),
     "pascanu": ("Pascanu et al. 2013", "On the difficulty of training RNNs (gradient clipping)"),
     "hf_linear": (
         "common guidance",
@@ -181,6 +185,14 @@ ENTRIES: dict[tuple[str, str], Entry] = {
     ),
     ("adam", "gnn"): Entry(1e-2, 1e-3, 5e-2, "kipf", "Adam on a graph network (GCN)"),
     ("adamw", "gnn"): Entry(1e-2, 1e-3, 5e-2, "kipf", "AdamW on a graph network (GCN)"),
+    ("sgd", "rnn"): Entry(
+        1.0,
+        0.1,
+        20.0,
+        "zaremba",
+        "plain SGD on an LSTM language model, with the gradient norm clipped at 5 (PyTorch's "
+        "word-language-model example starts at 20)",
+    ),
     ("sgd_momentum", "cnn"): Entry(1e-2, 1e-3, 1e-1, "reference", "SGD + momentum 0.9 on a CNN"),
     ("nesterov", "cnn"): Entry(1e-2, 1e-3, 1e-1, "reference", "Nesterov SGD (0.9) on a CNN"),
     ("sgd_momentum", "resnet"): Entry(
