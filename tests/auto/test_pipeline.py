@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -257,6 +259,28 @@ def test_range_section_marks_the_rule_used(digits_result: AutoResult) -> None:
     row = next(line for line in md.splitlines() if line.startswith("| **lrkit (used)** |"))
     assert row.endswith(f"| **{fmt_lr(r.suggestion)}** |")
     assert '<tr class="chosen"><td>lrkit (used)</td>' in r.report["html"].read_text()
+
+
+def test_an_unhealthy_check_run_puts_the_action_in_the_headline(
+    digits_result: AutoResult,
+) -> None:
+    from lrkit.auto._content import build_content
+
+    sick = SimpleNamespace(
+        verdict="diverging",
+        action=SimpleNamespace(text="divide the learning rate by 10"),
+        findings=[],
+        smoothed=None,
+    )
+    content = build_content(dataclasses.replace(digits_result, diagnosis=sick))
+    assert content.headline_tone == "bad"
+    assert f"The {digits_result.train_steps}-step check run is diverging (" in content.headline
+    assert "The diagnosis says: divide the learning rate by 10." in content.headline
+    card = next(c for c in content.cards if c.label == "Diagnosis")
+    assert (card.value, card.tone) == ("diverging", "bad")
+    healthy = build_content(digits_result)
+    if digits_result.diagnosis.verdict == "healthy":
+        assert "diagnosis says" not in healthy.headline
 
 
 def test_to_dict_is_json(digits_result: AutoResult) -> None:

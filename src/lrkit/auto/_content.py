@@ -229,6 +229,8 @@ def build_content(result: AutoResult) -> ReportContent:
         headline += f" The {result.train_steps}-step check run is {verdict}"
         final = _final_loss(result.training)
         headline += f" ({final})." if final else "."
+        if verdict not in _GOOD and action_text:
+            headline += f" The diagnosis says: {action_text}."
     sections: list[Section] = [
         Section(
             "Recommendation",
