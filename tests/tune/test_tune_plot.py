@@ -55,3 +55,32 @@ def test_plot_into_given_axes_and_rejects_a_wrong_count() -> None:
     with pytest.raises(ValueError, match="two matplotlib Axes"):
         result.plot([axes[0]])
     plt.close(fig)
+
+
+def test_diverged_values_are_clipped_to_the_top_edge() -> None:
+    import matplotlib.pyplot as plt
+
+    from lrkit.tune import TrialRecord, TuneResult
+
+    trials = [
+        TrialRecord(0, {"lr": 1e-3}, "complete", 0.5, 8),
+        TrialRecord(1, {"lr": 1e-2}, "complete", 0.7, 8),
+        TrialRecord(2, {"lr": 1e-1}, "pruned", 1e9, 1),
+        TrialRecord(3, {"lr": 1e-4}, "pruned", 0.9, 2),
+    ]
+    result = TuneResult({"lr": 1e-3}, 0.5, 0, trials, study_name="s", storage=":memory:")
+    left, _ = result.plot()
+    # the axis ends twice the complete trials' spread above the worst of them: 0.7 + 2 * 0.2
+    assert left.get_ylim() == pytest.approx((0.5 - 0.05 * 0.6, 1.1))
+    complete, pruned, off_scale, best = (c.get_offsets() for c in left.collections)
+    assert complete.tolist() == [[1e-3, 0.5], [1e-2, 0.7]]
+    assert pruned.tolist() == [[1e-4, 0.9]]
+    assert off_scale.tolist() == [[1e-1, pytest.approx(1.1)]]
+    assert best.tolist() == [[1e-3, 0.5]]
+    plt.close(left.figure)
+
+    # nothing far above the complete trials: no clipping, matplotlib's own limits
+    calm = TuneResult({"lr": 1e-3}, 0.5, 0, trials[:2], study_name="s", storage=":memory:")
+    left, _ = calm.plot()
+    assert len(left.collections) == 2 and left.get_ylim()[1] < 1.1  # complete, best
+    plt.close(left.figure)

@@ -52,9 +52,8 @@ def plot_tune(
             fail("axes", axes, "a sequence of two matplotlib Axes")
     left, right = axes
 
-    drawn = False
-    xs_all: list[float] = []
-    for state, style in _STYLE.items():
+    points: dict[str, tuple[list[float], list[float]]] = {}
+    for state in _STYLE:
         xs: list[float] = []
         ys: list[float] = []
         for t in result.trials:
@@ -63,10 +62,31 @@ def plot_tune(
                 continue
             xs.append(float(x))
             ys.append(t.value)
-        if xs:
-            left.scatter(xs, ys, alpha=0.8, **style)  # type: ignore[arg-type]
-            xs_all += xs
+        points[state] = (xs, ys)
+    # a diverged trial's value (1e9 and more) would flatten everything else: then the y axis
+    # ends a little above the worst complete trial, and values beyond it sit on the top as ^
+    top = _top(points["complete"][1], [y for _, ys in points.values() for y in ys])
+    drawn = False
+    xs_all: list[float] = []
+    clipped: list[float] = []
+    for state, style in _STYLE.items():
+        xs, ys = points[state]
+        inside = [(x, y) for x, y in zip(xs, ys, strict=True) if top is None or y <= top]
+        clipped += [x for x, y in zip(xs, ys, strict=True) if top is not None and y > top]
+        if inside:
+            left.scatter(*zip(*inside, strict=True), alpha=0.8, **style)  # type: ignore[arg-type]
             drawn = True
+        xs_all += xs
+    if clipped and top is not None:
+        left.scatter(
+            clipped,
+            [top] * len(clipped),
+            marker="^",
+            color="tab:gray",
+            clip_on=False,
+            label=f"value > {top:.3g} (off the scale)",
+        )
+        drawn = True
     if result.best_value is not None and param in result.best_params:
         best_x = result.best_params[param]
         if isinstance(best_x, int | float):
@@ -82,6 +102,9 @@ def plot_tune(
             )
     if xs_all and min(xs_all) > 0:
         left.set_xscale("log")
+    if top is not None:
+        bottom = min(y for _, ys in points.values() for y in ys if y <= top)
+        left.set_ylim(bottom - 0.05 * (top - bottom), top)
     left.set_xlabel(param)
     left.set_ylabel("value (lower is better)")
     left.set_title(f"{param} vs value")
@@ -113,3 +136,14 @@ def plot_tune(
     right.set_ylabel("value")
     right.set_title("optimisation history" + (f" ({', '.join(note)})" if note else ""))
     return [left, right]
+
+
+def _top(complete: list[float], every: list[float]) -> float | None:
+    """Where the lr-vs-value panel's y axis ends: None (matplotlib's limits) unless some value
+    lies more than 10 spreads of the complete trials above the worst of them (a diverged run);
+    then the axis ends 2 spreads above it."""
+    if not complete or not every:
+        return None
+    low, high = min(complete), max(complete)
+    spread = max(high - low, 0.05 * abs(high), 1e-12)
+    return high + 2 * spread if max(every) > high + 10 * spread else None
