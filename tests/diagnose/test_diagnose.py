@@ -188,6 +188,24 @@ def test_short_curves_are_inconclusive() -> None:
     assert diagnose(healthy_curve()[:30], min_points=50).verdict == "inconclusive"
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_short_noisy_curves_without_a_trend_are_not_guessed(seed: int) -> None:
+    """Stationary noise: "not enough evidence" when short and noisy, plateau when long and calm;
+    a short curve that clearly falls is still judged (healthy)."""
+    rng = np.random.default_rng(seed)
+    noisy = 2.3 * np.exp(0.3 * rng.standard_normal(60))
+    d = diagnose(noisy)
+    assert d.verdict == "inconclusive" and "not enough evidence" in d.reason
+    assert d.action.kind == "collect_more"
+    assert d.statistics["level_change_se"] > 0
+    calm = 2.3 * np.exp(0.05 * rng.standard_normal(400))
+    # (a chance-significant downward trend, ~2.5% of such curves, is "inconclusive")
+    assert diagnose(calm).verdict in ("plateau", "inconclusive")
+    t = np.arange(30)
+    falling = (2.3 * np.exp(-t / 7.5) + 0.1) * np.exp(0.1 * rng.standard_normal(30))
+    assert diagnose(falling).verdict == "healthy"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -274,11 +274,19 @@ def diagnose(
     reason = ""
     verdict = "healthy"
     smoothed = np.full(cx.size, np.nan)
+    too_noisy = ""
     if cy.size >= th.min_points:
         curve = Curve(cx, cy, width, vx, vy, clr, cg, cpeak)
         more, s = detect_all(curve, th)
         findings.extend(more)
         smoothed = s.base
+        if s.fall < th.evidence_z * s.se_diff:
+            scale = "on a log scale " if s.log_scale else ""
+            too_noisy = (
+                f"not enough evidence: between the first and the last tenth the loss changed by "
+                f"{-s.fall:+.3g} {scale}with a standard error of {s.se_diff:.3g} (point-to-point "
+                f"noise {s.sigma:.3g} over {cy.size} points): log more steps, then diagnose again"
+            )
         summary.update(
             {
                 "start_loss": s.start,
@@ -290,6 +298,9 @@ def diagnose(
                 "mann_kendall_p": s.trend.p,
                 "variance_inflation": s.trend.variance_inflation,
                 "smoothing_window": s.window,
+                "noise_sigma": s.sigma,
+                "level_change": -s.fall,
+                "level_change_se": s.se_diff,
             }
         )
     elif cy.size >= 3:
@@ -299,6 +310,10 @@ def diagnose(
         verdict = top.kind
         reason = top.message
         action = _action_for(top, cx, clr, index_of)
+    elif too_noisy:
+        verdict = "inconclusive"
+        reason = too_noisy
+        action = Action("collect_more", "log more steps, then diagnose again", reason, {})
     elif cy.size < th.min_points:
         verdict = "inconclusive"
         reason = (

@@ -79,6 +79,13 @@ class Thresholds:
             since an evaluation in the first half of the run while the training loss fell by
             this factor after it (memorising the training set).
         alpha: significance level of the trend tests.
+        evidence_z: a level change (fall, rise, early rise) must exceed this many standard
+            errors of a level difference (``Summary.se_diff``); a verdict without it is
+            "inconclusive" (not enough evidence) rather than a guess.
+        spike_noise: a spike (or an early blow-up) must exceed the point-to-point noise by this
+            many robust standard deviations (log scale).
+        plateau_power: "no progress" needs ``2 x se_diff`` below this (on a log scale): the
+            curve must be able to show a ~20% improvement had there been one.
     """
 
     min_points: int = 20
@@ -110,6 +117,9 @@ class Thresholds:
     overfit_min_evals: int = 3
     overfit_train_drop: float = 10.0
     alpha: float = 0.05
+    evidence_z: float = 3.0
+    spike_noise: float = 5.0
+    plateau_power: float = 0.2
 
     def replace(self, **changes: float) -> Thresholds:
         """A copy with some thresholds changed (unknown names raise ValueError)."""
@@ -167,6 +177,10 @@ class Summary:
     trend: TrendTest
     trend_half: TrendTest  # second half
     window: int
+    sigma: float  # point-to-point noise (log scale for positive losses), from differences
+    se_diff: float  # standard error of the difference of two levels (medians of a tenth)
+    fall: float  # start level - end level (log scale for positive losses)
+    log_scale: bool
 
 
 def summarise(curve: Curve, th: Thresholds) -> Summary:
@@ -213,7 +227,28 @@ def summarise(curve: Curve, th: Thresholds) -> Summary:
         trend,
         trend_half,
         w,
+        *_evidence(y),
     )
+
+
+def _evidence(y: FloatArray) -> tuple[float, float, float, bool]:
+    """Noise and level-difference uncertainty: how much a short, noisy curve can tell.
+
+    sigma: robust standard deviation of successive differences / sqrt(2) (a trend does not
+    inflate it); se_diff: standard error of the difference of two medians of a tenth of the
+    points each (1.2533 sigma / sqrt(k) per median); fall: start level - end level.
+    """
+    n = y.size
+    positive = bool(np.all(y > 0))
+    v = np.log(y) if positive else y / max(float(np.median(np.abs(y))), 1e-12)
+    d = np.diff(v)
+    sigma = (
+        float(MAD_SCALE * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0)) if n > 2 else 0.0
+    )
+    k = max(3, n // 10)
+    se_diff = 1.2533 * sigma * math.sqrt(2.0 / k)
+    fall = float(np.median(v[:k]) - np.median(v[-k:]))
+    return sigma, se_diff, fall, positive
 
 
 def _swing(y: FloatArray) -> float:
@@ -251,6 +286,13 @@ def detect_spikes(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Findin
         ratio = y / np.abs(trail)
     candidate = (z > th.spike_z) & (ratio > th.spike_ratio)
     candidate &= y - trail > th.spike_min_rise * abs(s.start)
+    # ... and stand out of the point-to-point noise of the whole curve
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if s.log_scale:
+            excess = np.log(y / trail)
+        else:
+            excess = (y - trail) / max(float(np.median(np.abs(curve.y))), 1e-12)
+    candidate &= excess >= th.spike_noise * s.sigma
     grad_z: FloatArray | None = None
     if curve.grad is not None and curve.grad.size == n:
         g = curve.grad
@@ -339,7 +381,10 @@ def detect_diverging(curve: Curve, s: Summary, th: Thresholds) -> Finding | None
     else:
         v, base, scale, best, end = y, s.base, s.scale, s.best, s.end
     noise = float(np.median(scale[-max(3, n // 10) :]))
-    if end - best < 3.0 * noise:
+    unit = 1.0 if positive else max(float(np.median(np.abs(y))), 1e-12)
+    # the best level is the minimum of a rolling median (biased low): one more standard error
+    se_rise = 1.2533 * s.sigma * math.sqrt(1.0 / max(3, n // 10) + 1.0 / s.window) * unit
+    if end - best < 3.0 * noise or end - best < (th.evidence_z + 1.0) * se_rise:
         return None
     threshold = best + 0.25 * (end - best)
     after = base[s.best_index :]
@@ -389,7 +434,8 @@ def detect_unstable_start(curve: Curve, s: Summary, th: Thresholds) -> Finding |
         "threshold": th.explode_ratio,
         "progress": progress,
     }
-    if s.explode >= th.explode_ratio:
+    strong = not s.log_scale or math.log(max(s.explode, 1e-300)) >= th.spike_noise * s.sigma
+    if s.explode >= th.explode_ratio and strong:
         onset = int(np.argmax(curve.y[: max(2, n // 5)] > 2.0 * s.initial))
         return Finding(
             "oscillating",
@@ -406,9 +452,18 @@ def detect_unstable_start(curve: Curve, s: Summary, th: Thresholds) -> Finding |
     fifth = max(2, n // 5)
     late_max = float(np.max(curve.y[-fifth:]))
     early_late = float(np.max(curve.y[1:fifth])) / late_max if late_max > 0 else math.inf
-    rose = tenth > max(s.initial, s.start) + margin or (
-        s.explode >= th.stuck_explode_ratio and early_late >= th.stuck_transient
+    above = tenth > max(s.initial, s.start) + margin
+    if above and s.log_scale and tenth > 0 and max(s.initial, s.start) > 0:
+        # the start level is a median of a twentieth of the points, the level at a tenth a
+        # rolling median of ``window`` points: the rise must beat both medians' noise
+        gap = math.log(tenth / max(s.initial, s.start))
+        se_gap = 1.2533 * s.sigma * math.sqrt(1.0 / max(3, n // 20) + 1.0 / s.window)
+        above = gap >= th.evidence_z * se_gap
+    # two maxima of stationary noise differ by ~0.6-0.7 sigma (log scale): ask for 3 sigma
+    transient = early_late >= th.stuck_transient and (
+        not s.log_scale or math.log(early_late) >= 3.0 * s.sigma
     )
+    rose = above or (s.explode >= th.stuck_explode_ratio and transient)
     stats["early_to_late_max"] = early_late
     if progress < th.plateau_drop and rose:
         return Finding(
@@ -433,7 +488,14 @@ def detect_oscillating(
         "relative_noise_last_half": s.noise_end,
         "spikes": len(spikes),
     }
-    if s.swing >= th.oscillation_swing:
+    short = max(5, (n // 45) | 1)
+    long = max(5 * short, (n // 8) | 1)
+    swing_noise = 1.2533 * s.sigma * math.sqrt(1.0 / short + 1.0 / long)
+    stats["swing_noise_floor"] = swing_noise
+    # the swing is a 90th percentile (~1.6 noise floors for pure noise), itself noisier when
+    # estimated from fewer points
+    swing_z = 2.0 * math.sqrt(max(1.0, 100.0 / n))
+    if s.swing >= th.oscillation_swing and s.swing >= swing_z * swing_noise:
         big = np.abs(s.resid) > 2 * s.scale
         big[: n // 10] = False
         onset_idx = int(np.argmax(big)) if big.any() else n // 10
@@ -508,7 +570,11 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
             f"{_step(curve.x, dead)} and the loss stopped improving",
             stats,
         )
+    stats["level_change_se"] = s.se_diff
+    fell = s.fall >= th.evidence_z * s.se_diff
     if not decreasing and drop < th.plateau_drop:
+        if 2.0 * s.se_diff > th.plateau_power:
+            return None  # too noisy to rule out progress: not enough evidence
         return Finding(
             "plateau",
             "medium",
@@ -519,7 +585,13 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
         )
     lr_known = curve.lr is not None and curve.lr.size == n
     converged = math.isfinite(s.decades) and s.decades >= th.plateau_decades
-    if flat_half and s.quarter_share >= th.plateau_share and not lr_known and not converged:
+    if (
+        flat_half
+        and s.quarter_share >= th.plateau_share
+        and not lr_known
+        and not converged
+        and fell
+    ):
         # onset: where the smoothed loss first came within the second-half level
         level = float(np.median(s.base[n // 2 :]))
         spread = float(np.median(s.scale[n // 2 :]))
@@ -537,7 +609,7 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
         (s.decades < th.slow_decades and s.quarter_share < th.slow_share)
         or (s.decades < th.slow_decades_early and s.early_share < th.slow_early)
     )
-    if decreasing and slow:
+    if decreasing and slow and fell:
         return Finding(
             "too_slow",
             "medium",
