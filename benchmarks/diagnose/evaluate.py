@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -108,6 +109,40 @@ def guard_first_alarm(run: dict[str, Any], **thresholds: Any) -> tuple[int | Non
         if action.event is not None:
             return step, action.event.kind
     return None, None
+
+
+class _Strategy:
+    root_device = "cpu"
+
+    def barrier(self) -> None:
+        return None
+
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002
+        return decision
+
+
+class _FabricStandIn:
+    """What Lightning's SpikeDetection touches on a Fabric, for one CPU process."""
+
+    strategy = _Strategy()
+    global_rank = 0
+
+
+def lightning_first_alarm(run: dict[str, Any], skip_file: str) -> int | None:
+    """Replay the run through Lightning's own ``SpikeDetection`` (defaults: running mean of 10,
+    rtol 2, non-finite = spike); the step of its first ``TrainingSpikeException``."""
+    import torch
+    from lightning.fabric.utilities.spike import SpikeDetection, TrainingSpikeException
+
+    detector = SpikeDetection(exclude_batches_path=skip_file)
+    fabric = _FabricStandIn()
+    for step, loss in enumerate(run["train_loss"]):
+        value = torch.tensor(math.nan if loss is None else loss)
+        try:
+            detector.on_train_batch_end(fabric, value, None, step)  # type: ignore[arg-type]
+        except TrainingSpikeException:
+            return step
+    return None
 
 
 def event_step(run: dict[str, Any]) -> int | None:
@@ -218,7 +253,9 @@ def guard_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def evaluate(runs: list[dict[str, Any]], holdout: tuple[str, ...]) -> dict[str, Any]:
+def evaluate(
+    runs: list[dict[str, Any]], holdout: tuple[str, ...], *, lightning: bool = True
+) -> dict[str, Any]:
     rows = []
     t0 = time.perf_counter()
     for r in runs:
@@ -233,6 +270,15 @@ def evaluate(runs: list[dict[str, Any]], holdout: tuple[str, ...]) -> dict[str, 
     for row in rows:
         row["guard_step"], row["guard_kind"] = guard_first_alarm(row["run"])
     t_guard = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in rows:
+            row["lightning_step"] = None
+            if lightning and row["run"]["label"] in CLASSES:
+                row["lightning_step"] = lightning_first_alarm(
+                    row["run"], str(Path(tmp) / "skip.json")
+                )
+    t_lightning = time.perf_counter() - t0
 
     def split(name: str, sel: list[dict[str, Any]]) -> dict[str, Any]:
         lab = [x for x in sel if x["run"]["label"] in CLASSES]
@@ -259,6 +305,7 @@ def evaluate(runs: list[dict[str, Any]], holdout: tuple[str, ...]) -> dict[str, 
             }
             for x in lab
         ]
+        lrows = [{**g, "guard_step": x["lightning_step"]} for g, x in zip(grows, lab, strict=True)]
         return {
             "tasks": sorted({x["run"]["task"] for x in sel}),
             "runs": len(sel),
@@ -272,15 +319,34 @@ def evaluate(runs: list[dict[str, Any]], holdout: tuple[str, ...]) -> dict[str, 
             "lrkit_coarse": class_metrics(gpairs, coarse),
             "baseline_coarse": class_metrics(gbpairs, coarse),
             "guard": guard_metrics(grows),
+            "lightning_spike_detection": guard_metrics(lrows) if lightning else None,
             "name": name,
         }
 
+    per_task = {}
+    for task in sorted({x["run"]["task"] for x in rows}):
+        sel = [x for x in rows if x["run"]["task"] == task and x["run"]["label"] in CLASSES]
+        m = class_metrics([(x["run"]["label"], x["verdict"]) for x in sel], CLASSES)
+        b = class_metrics([(x["run"]["label"], x["baseline"]) for x in sel], CLASSES)
+        per_task[task] = {
+            "held_out": task in holdout,
+            "runs": len(sel),
+            "lrkit_macro_f1": m["macro_f1"],
+            "lrkit_false_alarm_rate_healthy": m["false_alarm_rate_healthy"],
+            "baseline_macro_f1": b["macro_f1"],
+        }
     tune = [x for x in rows if x["run"]["task"] not in holdout]
     held = [x for x in rows if x["run"]["task"] in holdout]
     return {
         "corpus_runs": len(runs),
         "holdout_tasks": list(holdout),
-        "seconds": {"lrkit_diagnose": t_diag, "baseline": t_base, "guard_replay": t_guard},
+        "seconds": {
+            "lrkit_diagnose": t_diag,
+            "baseline": t_base,
+            "guard_replay": t_guard,
+            "lightning_replay": t_lightning,
+        },
+        "per_task": per_task,
         "tuning": split("tuning", tune),
         "held_out": split("held_out", held),
         "all": split("all", rows),
@@ -297,15 +363,109 @@ def evaluate(runs: list[dict[str, Any]], holdout: tuple[str, ...]) -> dict[str, 
     }
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The tables quoted in the READMEs, from a result of :func:`evaluate`."""
+    held, tune = result["held_out"], result["tuning"]
+    lines = [
+        f"Held-out tasks: {', '.join(held['tasks'])} ({held['labelled_runs']} labelled runs); "
+        f"tuning tasks: {', '.join(tune['tasks'])} ({tune['labelled_runs']} runs).",
+        "",
+        "| class (held-out) | runs | lrkit precision | lrkit recall | baseline precision "
+        "| baseline recall |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in CLASSES:
+        a, b = held["lrkit"]["per_class"][c], held["baseline"]["per_class"][c]
+        lines.append(
+            f"| {c} | {a['support']} | {a['precision']:.2f} | {a['recall']:.2f} "
+            f"| {b['precision']:.2f} | {b['recall']:.2f} |"
+        )
+    lines += [
+        "",
+        "| summary | lrkit held-out | baseline held-out | lrkit tuning | baseline tuning |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, key, fmt in (
+        ("macro F1 (8 classes)", "macro_f1", lambda v: f"{v:.3f}"),
+        ("accuracy", "accuracy", lambda v: f"{v:.3f}"),
+        ("false alarms on healthy runs", "false_alarm_rate_healthy", _pct),
+    ):
+        lines.append(
+            f"| {label} | **{fmt(held['lrkit'][key])}** | {fmt(held['baseline'][key])} "
+            f"| {fmt(tune['lrkit'][key])} | {fmt(tune['baseline'][key])} |"
+        )
+    lines.append(
+        f"| macro F1, coarse groups (blow-up, stalled merged) | "
+        f"{held['lrkit_coarse']['macro_f1']:.3f} | {held['baseline_coarse']['macro_f1']:.3f} | "
+        f"{tune['lrkit_coarse']['macro_f1']:.3f} | {tune['baseline_coarse']['macro_f1']:.3f} |"
+    )
+    lines += [
+        "",
+        "| live detection (replayed step by step) | Guard held-out | Lightning SpikeDetection "
+        "held-out | Guard tuning | Lightning tuning |",
+        "|---|---:|---:|---:|---:|",
+    ]
+
+    def live(part: dict[str, Any], key: str) -> dict[str, Any] | None:
+        value = part.get(key)
+        return value if isinstance(value, dict) else None
+
+    cols = [
+        live(held, "guard"),
+        live(held, "lightning_spike_detection"),
+        live(tune, "guard"),
+        live(tune, "lightning_spike_detection"),
+    ]
+
+    def row(label: str, get: Any) -> str:
+        return f"| {label} | " + " | ".join("-" if c is None else get(c) for c in cols) + " |"
+
+    lines.append(row("false alarms on healthy runs", lambda g: _pct(g["false_alarm_rate_healthy"])))
+    lines.append(
+        row(
+            "trouble caught at or after its start (injected events; high-lr runs that went NaN)",
+            lambda g: _pct(g["detection_rate"]),
+        )
+    )
+    lines.append(
+        row("alarms before an injected event", lambda g: str(g["alarm_before_injected_event"]))
+    )
+
+    def delay(g: dict[str, Any], kinds: tuple[str, ...]) -> str:
+        values = [
+            (v["median"], v["n"])
+            for k, v in g["delay_by_event"].items()
+            if k.split("->")[0] in kinds and v.get("n")
+        ]
+        if not values:
+            return "-"
+        total = sum(n for _, n in values)
+        return f"{max(m for m, _ in values):g} ({total} runs)"
+
+    lines.append(
+        row(
+            "median delay, NaN / bad batch / lr spike / lr bump (steps, worst kind)",
+            lambda g: delay(g, ("nan", "bad_batch", "lr_spike", "lr_bump")),
+        )
+    )
+    lines.append(row("median delay, lr ramp x1.03/step (steps)", lambda g: delay(g, ("lr_ramp",))))
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=str(HERE / "corpus.json.gz"))
     ap.add_argument("--holdout", default=",".join(DEFAULT_HOLDOUT))
+    ap.add_argument("--no-lightning", action="store_true", help="skip the Lightning replay (~60 s)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "diagnose.json"))
     args = ap.parse_args()
     runs = load_corpus(Path(args.corpus))
     holdout = tuple(t for t in args.holdout.split(",") if t)
-    result = evaluate(runs, holdout)
+    result = evaluate(runs, holdout, lightning=not args.no_lightning)
     result["command"] = "python benchmarks/diagnose/evaluate.py " + " ".join(sys.argv[1:])
     result["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -313,6 +473,7 @@ def main() -> None:
     for part in ("tuning", "held_out"):
         s = result[part]
         g = s["guard"]
+        lg = s["lightning_spike_detection"]
         print(
             f"{part:9s} tasks={s['tasks']} labelled={s['labelled_runs']} "
             f"lrkit macroF1={s['lrkit']['macro_f1']:.3f} "
@@ -324,6 +485,12 @@ def main() -> None:
             f"guard FA={g['false_alarm_rate_healthy']:.3f} det={g['detection_rate']:.3f} "
             f"delay={g['delay_all']}"
         )
+        if lg is not None:
+            print(
+                f"{'':9s} Lightning SpikeDetection FA={lg['false_alarm_rate_healthy']:.3f} "
+                f"det={lg['detection_rate']:.3f} delay={lg['delay_all']}"
+            )
+    print(markdown(result))
     print(f"wrote {args.out}")
 
 

@@ -98,9 +98,10 @@ def test_early_blow_up_is_oscillating_lr_too_high() -> None:
     y = healthy_curve(4)
     y[5:15] = 500.0
     y[15:] = 2.3 + 0.05 * np.random.default_rng(1).standard_normal(N - 15)
-    d = diagnose(y)
+    d = diagnose(y, lr=0.3)
     assert d.verdict == "oscillating"
     assert d.action.kind == "scale_lr" and d.action.params["factor"] == pytest.approx(1 / 3)
+    assert d.action.text == "multiply the learning rate by 1/3 (from 0.3 to 0.1)"
 
 
 def test_periodic_swings_are_oscillating() -> None:

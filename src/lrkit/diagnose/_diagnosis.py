@@ -78,8 +78,12 @@ def _lr_at(lr: FloatArray | None, index: int) -> float | None:
 
 
 def _scale_text(factor: float, lr_now: float | None) -> str:
-    verb = "multiply" if factor >= 1 else "multiply"
-    text = f"{verb} the learning rate by {factor:g}"
+    inverse = 1.0 / factor if factor > 0 else math.inf
+    if factor < 1 and abs(inverse - round(inverse)) < 1e-4 and round(inverse) % 10 != 0:
+        shown = f"1/{round(inverse)}"  # 1/3 rather than 0.333333
+    else:
+        shown = f"{factor:g}"
+    text = f"multiply the learning rate by {shown}"
     if lr_now is not None:
         text += f" (from {lr_now:.3g} to {lr_now * factor:.3g})"
     return text
