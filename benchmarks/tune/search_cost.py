@@ -62,7 +62,14 @@ class _Hit(Exception):
 
 def _ground_truth(task: Task) -> dict[str, Any] | None:
     """The seed-0 column of the range-test benchmark's constant-schedule grid, or None."""
-    cache = RunCache(task)
+    for attempt in range(10):  # the range-test benchmark may be rewriting its cache right now
+        try:
+            cache = RunCache(task)
+            break
+        except json.JSONDecodeError:
+            if attempt == 9:
+                raise
+            time.sleep(1.0)
     span = cache.grid.get("constant")
     if span is None:
         return None
@@ -186,9 +193,10 @@ def main(argv: list[str]) -> None:
         "skipped": {},
         "tasks": {},
     }
+    truths = {name: _ground_truth(get_task(name)) for name in args.tasks}
     for name in args.tasks:
         task = get_task(name)
-        truth = _ground_truth(task)
+        truth = truths[name]
         if truth is None:
             out["skipped"][name] = "the range-test benchmark's grid is not complete in its cache"
             print(f"{name}: skipped (grid not cached)", flush=True)

@@ -76,7 +76,7 @@ def _best_table(result: TuneResult, k: int = 5) -> Table:
         for name in trial.params:
             if name not in params:
                 params.append(name)
-    table = Table(title=f"best trials of study {result.study_name!r}", title_justify="left")
+    table = Table()
     table.add_column("trial", justify="right")
     for name in params:
         table.add_column(name, justify="right")
@@ -164,6 +164,10 @@ def _output(result: TuneResult, as_json: bool, plot: Path | None) -> int:
         console.print_json(json.dumps(result.to_dict(), default=str))
     else:
         if result.best_trials(1):
+            # a heading line, not the table's title: a title would wrap to the table's width
+            console.print(
+                f"best trials of study {result.study_name!r}", highlight=False, soft_wrap=True
+            )
             console.print(_best_table(result))
         console.print(_summary(result), highlight=False, soft_wrap=True)
         for line in _failures(result):
