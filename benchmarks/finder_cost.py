@@ -6,6 +6,8 @@ are disabled and the lr range is kept below divergence) is timed:
 * ``bare``: ``zero_grad / forward / loss / backward / step`` over pre-built batches, no lr
   changes, no ``.item()``: the cheapest possible loop;
 * ``lrkit``: ``find_lr(...)`` with its defaults otherwise, snapshot + exact restore included;
+* ``lrkit-val``: the same in validation-loss mode (2 validation batches, the size of a
+  training batch, evaluated after every step): what Smith's recommended mode costs;
 * ``torch-lr-finder`` 0.2.2: ``LRFinder(...)`` (its memory snapshot), ``range_test`` and
   ``reset()``. It insists on a ``DataLoader``, so it gets one over the same pre-built batches
   with ``batch_size=None`` (no collation work).
@@ -96,12 +98,19 @@ def run_bare(model: nn.Module, opt: torch.optim.Optimizer, batches: list[Any], s
         opt.step()
 
 
-def run_lrkit(model: nn.Module, opt: torch.optim.Optimizer, batches: list[Any], steps: int) -> None:
+def run_lrkit(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    batches: list[Any],
+    steps: int,
+    val: list[Any] | None = None,
+) -> None:
     result = find_lr(
         model,
         opt,
         LOSS,
         batches,
+        val_loader=val,
         start_lr=START_LR,
         end_lr=END_LR,
         num_steps=steps,
@@ -143,6 +152,7 @@ def bench(name: str, steps: int, repeats: int) -> dict[str, Any]:
     runners: dict[str, Callable[[], None]] = {
         "bare": lambda: run_bare(model, opt, batches, steps),
         "lrkit": lambda: run_lrkit(model, opt, batches, steps),
+        "lrkit-val": lambda: run_lrkit(model, opt, batches, steps, val=batches[-2:]),
         "torch-lr-finder": lambda: run_tlf(model, opt, loader, steps),
     }
     times: dict[str, list[float]] = {k: [] for k in runners}
@@ -175,6 +185,7 @@ def bench(name: str, steps: int, repeats: int) -> dict[str, Any]:
         "torch_lr_finder_vs_bare_cpu": med_cpu["torch-lr-finder"] / med_cpu["bare"],
         "step_ms_bare": 1000 * med["bare"] / steps,
         "lrkit_vs_bare": med["lrkit"] / med["bare"],
+        "lrkit_val_vs_bare": med["lrkit-val"] / med["bare"],
         "torch_lr_finder_vs_bare": med["torch-lr-finder"] / med["bare"],
         "lrkit_overhead_us_per_step": 1e6 * (med["lrkit"] - med["bare"]) / steps,
     }
@@ -193,7 +204,8 @@ def main() -> None:
     rows = [bench(name, args.steps, args.repeats) for name in args.models]
     print(
         f"{'model':<14} {'step ms':>8} {'bare s':>7} {'lrkit s':>7} {'tlf s':>7} "
-        f"{'lrkit/bare':>10} {'tlf/bare':>8} {'cpu lrkit/bare':>14} {'cpu tlf/bare':>12}"
+        f"{'lrkit/bare':>10} {'tlf/bare':>8} {'cpu lrkit/bare':>14} {'cpu tlf/bare':>12} "
+        f"{'val/bare':>8}"
     )
     for r in rows:
         m = r["median_s"]
@@ -201,7 +213,7 @@ def main() -> None:
             f"{r['model']:<14} {r['step_ms_bare']:>8.3f} {m['bare']:>7.3f} {m['lrkit']:>7.3f} "
             f"{m['torch-lr-finder']:>7.3f} {r['lrkit_vs_bare']:>10.3f} "
             f"{r['torch_lr_finder_vs_bare']:>8.3f} {r['lrkit_vs_bare_cpu']:>14.3f} "
-            f"{r['torch_lr_finder_vs_bare_cpu']:>12.3f}"
+            f"{r['torch_lr_finder_vs_bare_cpu']:>12.3f} {r['lrkit_val_vs_bare']:>8.3f}"
         )
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import sys
 import time
 
-from common import RunCache, get_task, run_grid, setup_threads
-
-from lrkit.tasks import list_tasks
+from common import RunCache, all_tasks, get_task, run_grid, setup_threads
 
 
 def main(argv: list[str]) -> None:
     setup_threads()
-    names = argv or [t.name for t in list_tasks()]
+    names = argv or [t.name for t in all_tasks()]
     for name in names:
         task = get_task(name)
         start = time.perf_counter()

@@ -174,8 +174,7 @@ def test_batches_are_moved_to_the_requested_device() -> None:
         seen.append(batch[0].device)
         return MSE(model(torch.ones(2, 6)), torch.zeros(2, 1))  # meta tensors hold no data
 
-    quick(torch.nn.Linear(6, 1), regression_data(), loss_fn=None, step_fn=step_fn,
-          device="meta")
+    quick(torch.nn.Linear(6, 1), regression_data(), loss_fn=None, step_fn=step_fn, device="meta")
     assert seen and all(d.type == "meta" for d in seen)
 
 
@@ -206,8 +205,9 @@ def test_bad_arguments_name_the_argument(kwargs: dict[str, Any], name: str) -> N
     model = torch.nn.Linear(6, 1)
     w = model.weight.detach().clone()
     with pytest.raises(ValueError, match=rf"\b{name}\b"):
-        find_lr(model, torch.optim.SGD(model.parameters(), lr=0.1), MSE, regression_data(),
-                **kwargs)
+        find_lr(
+            model, torch.optim.SGD(model.parameters(), lr=0.1), MSE, regression_data(), **kwargs
+        )
     assert torch.equal(model.weight, w)
 
 
@@ -220,11 +220,9 @@ def test_empty_loader() -> None:
 
 def test_loss_not_a_scalar_tensor() -> None:
     with pytest.raises(ValueError, match=r"loss must be a scalar tensor .*shape \(16, 1\)"):
-        quick(torch.nn.Linear(6, 1), regression_data(),
-              loss_fn=lambda out, y: (out - y) ** 2)
+        quick(torch.nn.Linear(6, 1), regression_data(), loss_fn=lambda out, y: (out - y) ** 2)
     with pytest.raises(ValueError, match="loss must be a scalar tensor.*float"):
-        quick(torch.nn.Linear(6, 1), regression_data(), loss_fn=None,
-              step_fn=lambda m, b: 1.0)
+        quick(torch.nn.Linear(6, 1), regression_data(), loss_fn=None, step_fn=lambda m, b: 1.0)
 
 
 def test_model_without_trainable_parameters() -> None:

@@ -27,14 +27,27 @@ def run_ranks(tmp_path: Path, nan_step: int, num_steps: int) -> list[dict]:  # t
     for rank in range(2):
         env = dict(os.environ)
         env.update(
-            RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(port), OMP_NUM_THREADS="1",
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            OMP_NUM_THREADS="1",
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(WORKER), str(tmp_path / f"rank{rank}.json"), str(nan_step),
-                 str(num_steps), "stub-rules"],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                [
+                    sys.executable,
+                    str(WORKER),
+                    str(tmp_path / f"rank{rank}.json"),
+                    str(nan_step),
+                    str(num_steps),
+                    "stub-rules",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
         )
     outputs = []
@@ -51,6 +64,9 @@ def run_ranks(tmp_path: Path, nan_step: int, num_steps: int) -> list[dict]:  # t
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
 
 
+# slow: two fresh python processes import torch and join a gloo group (most of the ~5-15 s);
+# one launch covers both the clean test and the NaN test to pay that once
+@pytest.mark.slow
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_ranks_agree_and_stop_together_when_one_rank_sees_nan(tmp_path: Path) -> None:
     r0, r1 = run_ranks(tmp_path, nan_step=9, num_steps=30)
@@ -61,6 +77,13 @@ def test_ranks_agree_and_stop_together_when_one_rank_sees_nan(tmp_path: Path) ->
     assert len(a["losses"]) == 10 and a["losses"][-1] == "nan"  # stopped at step 9 on both
     assert r0["local_calls"] == r1["local_calls"] == 10
     assert r0["suggestion"] == r1["suggestion"]
+    # the clean test: the same curve, the same stop and a real (not None) common suggestion
+    c0, c1 = r0["clean_result"], r1["clean_result"]
+    assert c0["losses"] == c1["losses"] and c0["stop_reason"] == c1["stop_reason"]
+    assert r0["clean_suggestion"] is not None
+    assert r0["clean_suggestion"] == r1["clean_suggestion"]
+    assert r0["clean_suggestion_cosine"] == r1["clean_suggestion_cosine"]
+    assert r0["clean_restored"] and r1["clean_restored"]
     assert r0["restored"] and r1["restored"]
     # the curve is the mean over ranks: rank 0 alone would not have seen a NaN
     assert all(isinstance(v, float) for v in a["losses"][:-1])

@@ -42,8 +42,17 @@ def test_lr_sequence_is_the_ramp(mode: str) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     seen, handle = lr_spy(opt)
     n, start, end = 17, 1e-5, 1e-1
-    result = find_lr(model, opt, MSE, regression_data(), start_lr=start, end_lr=end,
-                     num_steps=n, mode=mode, diverge_factor=None)
+    result = find_lr(
+        model,
+        opt,
+        MSE,
+        regression_data(),
+        start_lr=start,
+        end_lr=end,
+        num_steps=n,
+        mode=mode,
+        diverge_factor=None,
+    )
     handle.remove()
     if mode == "exp":
         expected = [start * (end / start) ** (i / (n - 1)) for i in range(n)]
@@ -84,8 +93,16 @@ def test_param_groups_keep_their_ratios() -> None:
         ]
     )
     seen, handle = lr_spy(opt)
-    result = find_lr(model, opt, MSE, regression_data(), start_lr=1e-6, end_lr=1e-2,
-                     num_steps=12, diverge_factor=None)
+    result = find_lr(
+        model,
+        opt,
+        MSE,
+        regression_data(),
+        start_lr=1e-6,
+        end_lr=1e-2,
+        num_steps=12,
+        diverge_factor=None,
+    )
     handle.remove()
     seen_arr = np.asarray(seen)
     # the largest group is the reference: it follows the ramp itself
@@ -101,8 +118,16 @@ def test_tensor_lr_is_ramped_and_restored() -> None:
     lr = torch.tensor(0.01)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     seen, handle = lr_spy(opt)
-    result = find_lr(model, opt, MSE, regression_data(), num_steps=10, start_lr=1e-4,
-                     end_lr=1e-3, diverge_factor=None)
+    result = find_lr(
+        model,
+        opt,
+        MSE,
+        regression_data(),
+        num_steps=10,
+        start_lr=1e-4,
+        end_lr=1e-3,
+        diverge_factor=None,
+    )
     handle.remove()
     np.testing.assert_allclose([s[0] for s in seen], result.lrs, rtol=1e-6)
     assert opt.param_groups[0]["lr"] is lr  # the same tensor object, with its old value
@@ -113,13 +138,28 @@ def test_smoothed_is_bias_corrected_ema_of_losses() -> None:
     values = [3.0, 2.5, 2.7, 2.0, 1.8, 1.9, 1.5, 1.2, 1.4, 1.1, 1.0, 0.9]
     model = torch.nn.Linear(6, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    result = find_lr(model, opt, None, regression_data(), step_fn=ScriptedLoss(values),
-                     num_steps=len(values), smoothing=0.9)
+    result = find_lr(
+        model,
+        opt,
+        None,
+        regression_data(),
+        step_fn=ScriptedLoss(values),
+        num_steps=len(values),
+        smoothing=0.9,
+    )
     np.testing.assert_allclose(result.losses, values, rtol=1e-6)
-    np.testing.assert_allclose(result.smoothed, independent_ema(list(result.losses), 0.9),
-                               rtol=1e-12)
-    unsmoothed = find_lr(model, opt, None, regression_data(), step_fn=ScriptedLoss(values),
-                         num_steps=len(values), smoothing=0.0)
+    np.testing.assert_allclose(
+        result.smoothed, independent_ema(list(result.losses), 0.9), rtol=1e-12
+    )
+    unsmoothed = find_lr(
+        model,
+        opt,
+        None,
+        regression_data(),
+        step_fn=ScriptedLoss(values),
+        num_steps=len(values),
+        smoothing=0.0,
+    )
     np.testing.assert_array_equal(unsmoothed.smoothed, unsmoothed.losses)
 
 
@@ -145,12 +185,28 @@ def test_divergence_stop_matches_rule(values: list[float]) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     expected = first_divergence(values, 0.5, 4.0)
     assert expected is not None
-    result = find_lr(model, opt, None, regression_data(), step_fn=ScriptedLoss(values),
-                     num_steps=len(values), smoothing=0.5, diverge_factor=4.0)
+    result = find_lr(
+        model,
+        opt,
+        None,
+        regression_data(),
+        step_fn=ScriptedLoss(values),
+        num_steps=len(values),
+        smoothing=0.5,
+        diverge_factor=4.0,
+    )
     assert result.stop_reason == "diverged"
     assert len(result) == expected + 1  # the diverging point is recorded
-    disabled = find_lr(model, opt, None, regression_data(), step_fn=ScriptedLoss(values),
-                       num_steps=len(values), smoothing=0.5, diverge_factor=None)
+    disabled = find_lr(
+        model,
+        opt,
+        None,
+        regression_data(),
+        step_fn=ScriptedLoss(values),
+        num_steps=len(values),
+        smoothing=0.5,
+        diverge_factor=None,
+    )
     assert disabled.stop_reason == "completed" and len(disabled) == len(values)
 
 
@@ -161,8 +217,15 @@ def test_non_finite_loss_stops_cleanly(bad: float) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     steps: list[int] = []
     handle = opt.register_step_post_hook(lambda *a: steps.append(1))
-    result = find_lr(model, opt, None, regression_data(), step_fn=ScriptedLoss(values),
-                     num_steps=len(values), diverge_factor=None)
+    result = find_lr(
+        model,
+        opt,
+        None,
+        regression_data(),
+        step_fn=ScriptedLoss(values),
+        num_steps=len(values),
+        diverge_factor=None,
+    )
     handle.remove()
     assert result.stop_reason == "non-finite"
     assert len(result) == 8
@@ -175,8 +238,7 @@ def test_real_divergence_on_a_real_model() -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    result = find_lr(model, opt, MSE, regression_data(), start_lr=1e-4, end_lr=100.0,
-                     num_steps=60)
+    result = find_lr(model, opt, MSE, regression_data(), start_lr=1e-4, end_lr=100.0, num_steps=60)
     assert result.stop_reason in ("diverged", "non-finite")
     assert len(result) < 60
 
@@ -194,9 +256,18 @@ def test_attached_scheduler_does_not_fight_the_ramp() -> None:
         return MSE(model(x), y)
 
     seen, handle = lr_spy(opt)
-    result = find_lr(model, opt, None, regression_data(), step_fn=step_fn_that_steps_the_scheduler,
-                     num_steps=12, start_lr=1e-4, end_lr=1e-2, scheduler=sched,
-                     diverge_factor=None)
+    result = find_lr(
+        model,
+        opt,
+        None,
+        regression_data(),
+        step_fn=step_fn_that_steps_the_scheduler,
+        num_steps=12,
+        start_lr=1e-4,
+        end_lr=1e-2,
+        scheduler=sched,
+        diverge_factor=None,
+    )
     handle.remove()
     np.testing.assert_allclose([s[0] for s in seen], result.lrs, rtol=1e-12)
     np.testing.assert_allclose(result.lrs, ramp(1e-4, 1e-2, 12), rtol=1e-12)
@@ -211,13 +282,27 @@ def test_gradient_accumulation_averages_micro_batches() -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     steps: list[int] = []
     handle = opt.register_step_post_hook(lambda *a: steps.append(1))
-    result = find_lr(model, opt, None, regression_data(5), step_fn=script, num_steps=12,
-                     accumulation_steps=3, diverge_factor=None)
+    result = find_lr(
+        model,
+        opt,
+        None,
+        regression_data(5),
+        step_fn=script,
+        num_steps=12,
+        accumulation_steps=3,
+        diverge_factor=None,
+    )
     handle.remove()
     assert script.calls == 36 and len(steps) == 12
     expected = [
-        float((torch.tensor(values[3 * i]) + torch.tensor(values[3 * i + 1])
-               + torch.tensor(values[3 * i + 2])) / 3)
+        float(
+            (
+                torch.tensor(values[3 * i])
+                + torch.tensor(values[3 * i + 1])
+                + torch.tensor(values[3 * i + 2])
+            )
+            / 3
+        )
         for i in range(12)
     ]
     np.testing.assert_allclose(result.losses, expected, rtol=1e-6)
@@ -233,8 +318,17 @@ def test_accumulated_gradient_is_the_mean_gradient() -> None:
     handle = opt.register_step_pre_hook(
         lambda o, a, k: grads.append(model.weight.grad.detach().clone())  # type: ignore[union-attr]
     )
-    find_lr(model, opt, MSE, data, num_steps=10, accumulation_steps=2, start_lr=1e-9,
-            end_lr=1e-8, diverge_factor=None)
+    find_lr(
+        model,
+        opt,
+        MSE,
+        data,
+        num_steps=10,
+        accumulation_steps=2,
+        start_lr=1e-9,
+        end_lr=1e-8,
+        diverge_factor=None,
+    )
     handle.remove()
     ref = torch.nn.Linear(6, 1)
     ref.load_state_dict(model.state_dict())
@@ -254,8 +348,9 @@ def test_bf16_autocast_on_cpu() -> None:
 
     model = torch.nn.Linear(6, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    result = find_lr(model, opt, None, regression_data(), step_fn=step_fn, num_steps=10,
-                     amp="bf16", end_lr=1e-2)
+    result = find_lr(
+        model, opt, None, regression_data(), step_fn=step_fn, num_steps=10, amp="bf16", end_lr=1e-2
+    )
     assert len(result) == 10
     assert all(enabled and dtype == torch.bfloat16 for enabled, dtype in seen)
     assert model.weight.dtype == torch.float32
@@ -299,14 +394,26 @@ def test_validation_mode_uses_fixed_val_batches_in_eval_no_grad() -> None:
         independent.append(float(total / 2))
 
     handle = opt.register_step_post_hook(after_step)
-    result = find_lr(model, opt, MSE, train, val_loader=val, val_batches=2, val_every=3,
-                     num_steps=15, start_lr=1e-4, end_lr=1e-1, diverge_factor=None)
+    result = find_lr(
+        model,
+        opt,
+        MSE,
+        train,
+        val_loader=val,
+        val_batches=2,
+        val_every=3,
+        num_steps=15,
+        start_lr=1e-4,
+        end_lr=1e-1,
+        diverge_factor=None,
+    )
     handle.remove()
     assert result.curve == "val"
     assert result.steps.tolist() == [2, 5, 8, 11, 14]
     np.testing.assert_allclose(result.lrs, ramp(1e-4, 1e-1, 15)[[2, 5, 8, 11, 14]], rtol=1e-12)
-    np.testing.assert_allclose(result.losses, [independent[i] for i in (2, 5, 8, 11, 14)],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        result.losses, [independent[i] for i in (2, 5, 8, 11, 14)], rtol=1e-5
+    )
     assert len(result.train_losses) == 15
     val_calls = [c for c in calls if not c[0]]
     assert len(val_calls) == 2 * 5  # val_batches x evaluations
@@ -319,7 +426,14 @@ def test_progress_callback() -> None:
     got: list[tuple[int, int, float]] = []
     model = torch.nn.Linear(6, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    result = find_lr(model, opt, MSE, regression_data(), num_steps=11, end_lr=1e-2,
-                     progress=lambda i, n, loss: got.append((i, n, loss)))
+    result = find_lr(
+        model,
+        opt,
+        MSE,
+        regression_data(),
+        num_steps=11,
+        end_lr=1e-2,
+        progress=lambda i, n, loss: got.append((i, n, loss)),
+    )
     assert [g[0] for g in got] == list(range(1, 12)) and {g[1] for g in got} == {11}
     np.testing.assert_allclose([g[2] for g in got], result.losses)

@@ -187,8 +187,9 @@ def test_scheduler_state_restored_and_not_stepped() -> None:
     sched.step()
     state = sched.state_dict()
     lr = opt.param_groups[0]["lr"]
-    find_lr(model, opt, torch.nn.functional.mse_loss, regression_data(3), num_steps=15,
-            scheduler=sched)
+    find_lr(
+        model, opt, torch.nn.functional.mse_loss, regression_data(3), num_steps=15, scheduler=sched
+    )
     assert sched.state_dict() == state
     assert opt.param_groups[0]["lr"] == lr
 

@@ -379,7 +379,7 @@ def lrkit_rule(
             "curve within its noise; widen the range (end_lr), add num_steps or check the model",
         )
     if family == "sgd":
-        anchor, what = f.lr_bottom, "the middle of the curve's bottom"
+        anchor, what = f.lr_bottom, "at the middle of the curve's bottom"
     else:
         anchor, what = f.lr_half, "half way down the descent"
     factor = _FACTORS[family][schedule]
