@@ -315,6 +315,16 @@ def test_real_tiny_training_runs() -> None:
     assert blown.findings[0].onset_step is not None and blown.findings[0].onset_step < 100
 
 
+def test_short_real_runs_are_judged_only_with_evidence() -> None:
+    torch.set_num_threads(1)
+    # the first 40 steps at lr 0.01 still fall steadily: too early to call the lr too low ...
+    early = diagnose(_train(1e-2, steps=40))
+    assert early.verdict == "inconclusive" and "too early" in early.reason
+    # ... and indeed the full 300 steps fall and settle; 30 steps at lr 0.1 already settled
+    assert diagnose(_train(1e-2)).verdict == "healthy"
+    assert diagnose(_train(0.1, steps=30)).verdict == "healthy"
+
+
 def test_plot_marks_each_onset(tmp_path: object) -> None:
     pytest.importorskip("matplotlib")
     import matplotlib

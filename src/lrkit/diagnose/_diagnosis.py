@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from lrkit._validate import check_int, fail
 from lrkit.diagnose._findings import Action, Diagnosis, Finding
-from lrkit.diagnose._rules import Curve, Thresholds, detect_all
+from lrkit.diagnose._rules import Curve, Thresholds, detect_all, slow_progress
 from lrkit.diagnose._stats import bin_means, rolling_median
 
 __all__ = ["diagnose"]
@@ -284,7 +284,14 @@ def diagnose(
         more, s = detect_all(curve, th)
         findings.extend(more)
         smoothed = s.base
-        if s.fall < th.evidence_z * s.se_diff:
+        still_falling = s.trend_half.p < th.alpha and s.trend_half.z < 0
+        if cy.size < th.settle_points and still_falling and slow_progress(s, th):
+            too_noisy = (
+                f"not enough evidence: after only {cy.size} points the loss is still falling "
+                f"(Mann-Kendall z={s.trend_half.z:.2f} over the second half): too early to tell "
+                "a low learning rate from the early phase of a healthy run"
+            )
+        elif s.fall < th.evidence_z * s.se_diff:
             scale = "on a log scale " if s.log_scale else ""
             too_noisy = (
                 f"not enough evidence: between the first and the last tenth the loss changed by "

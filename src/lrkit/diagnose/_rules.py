@@ -84,6 +84,9 @@ class Thresholds:
             "inconclusive" (not enough evidence) rather than a guess.
         spike_noise: a spike (or an early blow-up) must exceed the point-to-point noise by this
             many robust standard deviations (log scale).
+        settle_points: a curve shorter than this with the "too_slow" pattern whose second
+            half still falls clearly is "inconclusive" (too early to tell a low learning rate
+            from the early phase of a healthy run).
         plateau_power: "no progress" needs ``2 x se_diff`` below this (on a log scale): the
             curve must be able to show a ~20% improvement had there been one.
     """
@@ -120,6 +123,7 @@ class Thresholds:
     evidence_z: float = 3.0
     spike_noise: float = 5.0
     plateau_power: float = 0.2
+    settle_points: int = 100
 
     def replace(self, **changes: float) -> Thresholds:
         """A copy with some thresholds changed (unknown names raise ValueError)."""
@@ -537,6 +541,17 @@ def _lr_dead_from(curve: Curve, th: Thresholds) -> int | None:
     return first
 
 
+def slow_progress(s: Summary, th: Thresholds) -> bool:
+    """A significant, steady but small decrease: the "too_slow" pattern (any curve length)."""
+    decreasing = s.trend.p < th.alpha and s.trend.z < 0
+    fell = s.fall >= th.evidence_z * s.se_diff
+    slow = math.isfinite(s.decades) and (
+        (s.decades < th.slow_decades and s.quarter_share < th.slow_share)
+        or (s.decades < th.slow_decades_early and s.early_share < th.slow_early)
+    )
+    return decreasing and fell and slow
+
+
 def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
     """Plateau (progress stopped, or never started) or too slow (steady, small progress).
 
@@ -605,11 +620,7 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
             f"second half (Mann-Kendall z={s.trend_half.z:.2f})",
             stats,
         )
-    slow = math.isfinite(s.decades) and (
-        (s.decades < th.slow_decades and s.quarter_share < th.slow_share)
-        or (s.decades < th.slow_decades_early and s.early_share < th.slow_early)
-    )
-    if decreasing and slow and fell:
+    if slow_progress(s, th) and n >= th.settle_points:
         return Finding(
             "too_slow",
             "medium",
