@@ -84,6 +84,7 @@ def timeit(fn: Callable[[], Any], repeats: int) -> float:
 
 
 def main() -> None:
+    load_at_start = os.getloadavg()[0]
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,100000,1000000,10000000")
     ap.add_argument("--repeats", type=int, default=5)
@@ -136,6 +137,7 @@ def main() -> None:
             "python": platform.python_version(),
             "numpy": np.__version__,
             "cpu_count": os.cpu_count(),
+            "load_average_1min_at_start": load_at_start,
             "platform": platform.platform(),
         },
         "repeats": args.repeats,
