@@ -81,7 +81,7 @@ def test_optimizer_family() -> None:
 
 def test_edge_caps_the_suggestion_when_the_blow_up_is_close() -> None:
     # the loss turns up right after the descent: 3 x the half-descent lr (cosine) would pass
-    # the edge, so the cap (0.7 x the edge lr) binds
+    # the edge, so the cap (_EDGE_CAP x the edge lr) binds
     losses = ideal(knee_lr=1e-3, blow_lr=5e-4)
     got = lrkit(losses, schedule="cosine")
     f = _rules.curve_features(LRS, losses)
