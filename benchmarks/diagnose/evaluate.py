@@ -347,6 +347,7 @@ def evaluate(
             "lightning_replay": t_lightning,
         },
         "per_task": per_task,
+        "onset_error_by_event": onset_errors(rows),
         "tuning": split("tuning", tune),
         "held_out": split("held_out", held),
         "all": split("all", rows),
@@ -361,6 +362,22 @@ def evaluate(
             if x["run"]["label"] == "healthy" and x["guard_step"] is not None
         ],
     }
+
+
+def onset_errors(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """lrkit's reported onset step minus the injected event's step, per event kind (runs where
+    the verdict is diverged / diverging / spiking). An lr change at step k first shows in the
+    loss of step k + 1 (the loss is computed before the update)."""
+    by_kind: dict[str, list[int]] = {}
+    for row in rows:
+        run = row["run"]
+        if run["event"] is None or run["event"]["kind"] == "lr_drop" or row["onset"] is None:
+            continue
+        if row["verdict"] not in ("diverged", "diverging", "spiking"):
+            continue
+        step = int(run["event"]["step"])
+        by_kind.setdefault(run["event"]["kind"], []).append(int(row["onset"]) - step)
+    return {k: summarize_delays(v) | {"min": int(min(v))} for k, v in sorted(by_kind.items())}
 
 
 def _pct(x: float) -> str:
