@@ -82,7 +82,9 @@ def _arr(values: list[float | None]) -> np.ndarray:
     return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def lrkit_verdict(run: dict[str, Any]) -> tuple[str, int | None]:
+def lrkit_verdict(
+    run: dict[str, Any], *, lr: bool = True, grad_norm: bool = True
+) -> tuple[str, int | None]:
     from lrkit.diagnose import diagnose
 
     d = diagnose(
@@ -90,8 +92,8 @@ def lrkit_verdict(run: dict[str, Any]) -> tuple[str, int | None]:
         steps=run["steps"],
         val_loss=_arr(run["val_loss"]) if run["val_loss"] else None,
         val_steps=run["val_steps"] if run["val_loss"] else None,
-        lr=_arr(run["lr_curve"]),
-        grad_norm=_arr(run["grad_norm"]),
+        lr=_arr(run["lr_curve"]) if lr else None,
+        grad_norm=_arr(run["grad_norm"]) if grad_norm else None,
     )
     onset = d.findings[0].onset_step if d.findings else None
     return d.verdict, (None if onset is None else int(onset))
@@ -323,6 +325,26 @@ def evaluate(
             "name": name,
         }
 
+    # which logged series the figures depend on: the same runs without the lr and / or the
+    # gradient-norm series (many logs have only the losses)
+    ablation: dict[str, dict[str, float]] = {}
+    for name, use_lr, use_grad in (
+        ("losses only", False, False),
+        ("losses + lr", True, False),
+        ("losses + grad norm", False, True),
+    ):
+        for part, sel_rows in (
+            ("tuning", [x for x in rows if x["run"]["task"] not in holdout]),
+            ("held_out", [x for x in rows if x["run"]["task"] in holdout]),
+        ):
+            pairs = [
+                (x["run"]["label"], lrkit_verdict(x["run"], lr=use_lr, grad_norm=use_grad)[0])
+                for x in sel_rows
+                if x["run"]["label"] in CLASSES
+            ]
+            m = class_metrics(pairs, CLASSES)
+            ablation.setdefault(name, {})[part + "_macro_f1"] = m["macro_f1"]
+            ablation[name][part + "_false_alarm_rate_healthy"] = m["false_alarm_rate_healthy"]
     per_task = {}
     for task in sorted({x["run"]["task"] for x in rows}):
         sel = [x for x in rows if x["run"]["task"] == task and x["run"]["label"] in CLASSES]
@@ -347,6 +369,7 @@ def evaluate(
             "lightning_replay": t_lightning,
         },
         "per_task": per_task,
+        "series_ablation": ablation,
         "onset_error_by_event": onset_errors(rows),
         "tuning": split("tuning", tune),
         "held_out": split("held_out", held),
@@ -420,6 +443,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"{held['lrkit_coarse']['macro_f1']:.3f} | {held['baseline_coarse']['macro_f1']:.3f} | "
         f"{tune['lrkit_coarse']['macro_f1']:.3f} | {tune['baseline_coarse']['macro_f1']:.3f} |"
     )
+    for name, fig in result.get("series_ablation", {}).items():
+        lines.append(
+            f"| macro F1 from {name} (false alarms) | {fig['held_out_macro_f1']:.3f} "
+            f"({_pct(fig['held_out_false_alarm_rate_healthy'])}) | - | "
+            f"{fig['tuning_macro_f1']:.3f} ({_pct(fig['tuning_false_alarm_rate_healthy'])}) | - |"
+        )
     lines += [
         "",
         "| live detection (replayed step by step) | Guard held-out | Lightning SpikeDetection "

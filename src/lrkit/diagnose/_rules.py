@@ -108,7 +108,7 @@ class Thresholds:
     oscillation_spikes: int = 3
     plateau_trend_z: float = -2.0
     plateau_share: float = 0.95
-    plateau_decades: float = 1.0
+    plateau_decades: float = 1.5
     plateau_drop: float = 0.05
     plateau_lr: float = 0.01
     plateau_lr_span: float = 0.4
