@@ -379,8 +379,9 @@ def finalize() -> None:
         "labels_rule": label.__doc__,
         "runs": out,
     }
-    with gzip.open(CORPUS, "wt", encoding="utf-8") as fh:
-        json.dump(doc, fh, separators=(",", ":"))
+    text = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    with CORPUS.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
+        fh.write(text)  # mtime=0: the same runs give the same bytes
     counts: dict[str, int] = {}
     for r in out:
         counts[r["label"]] = counts.get(r["label"], 0) + 1
