@@ -1,11 +1,13 @@
 """Trials per minute with 2 local worker processes against 1, on the same task and study setup.
 
-    nice -n 5 python benchmarks/tune/workers_throughput.py [--task digits] [--trials 48]
-        [--repeats 3] [--wait-load 1.0]
+    nice -n 5 python benchmarks/tune/workers_throughput.py [--tasks digits_cnn digits]
+        [--trials 32] [--repeats 3] [--wait-load 1.0]
 
 Every run is a fresh journal-file study (the storage ``workers > 1`` uses) of ``--trials``
-trials of the built-in task at its full budget, random search with a fixed seed, no early
-stopping, one torch thread per worker. The 1-worker run trains in this process (as
+trials of a built-in task at its full budget (digits_cnn: about 0.8 s per trial on one thread,
+digits: about 0.3 s, where per-trial storage overhead weighs more), random search with a
+fixed seed, no early stopping, one torch thread per worker. The 1-worker run trains in this
+process (as
 ``lrkit tune --workers 1`` does); the 2-worker run starts two worker processes, and its wall
 time includes starting them (importing torch, lrkit and Optuna). Two figures per run:
 ``trials_per_minute`` from wall time, and ``steady_trials_per_minute`` from the first trial's
@@ -84,27 +86,7 @@ def _run(task: str, trials: int, workers: int, directory: Path, tag: str) -> dic
     }
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="digits")
-    parser.add_argument("--trials", type=int, default=48)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--wait-load", type=float, default=None)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):
-            order = (1, 2) if repeat % 2 == 0 else (2, 1)
-            for workers in order:
-                waited = _wait_for_load(args.wait_load)
-                row = _run(args.task, args.trials, workers, Path(tmp), f"w{workers}-r{repeat}")
-                row["repeat"] = repeat
-                row["waited_for_load_s"] = waited
-                runs.append(row)
-                print(row, flush=True)
-
+def _task_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
     def per(workers: int, key: str) -> list[float]:
         return [r[key] for r in runs if r["workers"] == workers]
 
@@ -118,10 +100,21 @@ def main(argv: list[str]) -> None:
             "speedup_best_runs": round(max(per(2, key)) / max(per(1, key)), 3),
             "ratios": [round(r, 3) for r in ratios],
         }
-    out = {
+    return figures
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["digits_cnn", "digits"])
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--wait-load", type=float, default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    out: dict[str, Any] = {
         "benchmark": "tune_workers_throughput",
         "command": "nice -n 5 python benchmarks/tune/workers_throughput.py " + " ".join(argv),
-        "task": args.task,
         "trials": args.trials,
         "cpu_count": os.cpu_count(),
         "machine": {
@@ -129,22 +122,38 @@ def main(argv: list[str]) -> None:
             "torch": torch.__version__,
             "optuna": optuna.__version__,
         },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "target": ">= 1.7x trials/minute with 2 workers vs 1",
-        "figures": figures,
-        "runs": runs,
         "note": "load_before/load_after: the 1/5/15-minute load averages around each run (the "
         "machine's 2 cores are shared with other processes; a load above ~1 during a 2-worker "
         "run means a worker shared its core)",
+        "tasks": {},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1))
-    wall = figures["trials_per_minute"]
-    steady = figures["steady_trials_per_minute"]
-    print(
-        f"wall: 1 worker {wall['median_1']:.1f}, 2 workers {wall['median_2']:.1f} trials/min, "
-        f"{wall['speedup_median_of_ratios']:.2f}x (median of ratios); steady state "
-        f"{steady['speedup_median_of_ratios']:.2f}x; wrote {RESULTS}"
-    )
+    for task in args.tasks:
+        runs: list[dict[str, Any]] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for repeat in range(args.repeats):
+                order = (1, 2) if repeat % 2 == 0 else (2, 1)
+                for workers in order:
+                    waited = _wait_for_load(args.wait_load)
+                    row = _run(task, args.trials, workers, Path(tmp), f"w{workers}-r{repeat}")
+                    row["repeat"] = repeat
+                    row["waited_for_load_s"] = waited
+                    runs.append(row)
+                    print(task, row, flush=True)
+        figures = _task_figures(runs)
+        out["tasks"][task] = {"figures": figures, "runs": runs}
+        wall = figures["trials_per_minute"]
+        steady = figures["steady_trials_per_minute"]
+        print(
+            f"{task}: 1 worker {wall['median_1']:.1f}, 2 workers {wall['median_2']:.1f} "
+            f"trials/min, {wall['speedup_median_of_ratios']:.2f}x (median of ratios); "
+            f"steady state {steady['speedup_median_of_ratios']:.2f}x",
+            flush=True,
+        )
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(out, indent=1))
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

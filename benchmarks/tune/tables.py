@@ -1,0 +1,95 @@
+"""Markdown tables of the tuning benchmarks, from their JSON results (for the READMEs).
+
+    python benchmarks/tune/tables.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+METHODS = ("grid", "random", "tpe", "tpe+hyperband", "lrkit")
+
+
+def _steps(row: dict[str, Any], seeds: int | None) -> str:
+    median = row["median_steps"]
+    text = "not found" if median is None or not math.isfinite(median) else f"{median:,.0f}"
+    if row.get("found") is not None and seeds:
+        text += f" ({row['found']}/{seeds})"
+    return text
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.0%}"
+
+
+def search_table(data: dict[str, Any]) -> str:
+    seeds = data.get("seeds")
+    lines = [
+        "| task (optimizer, steps per trial, grid points) | full grid | random | tpe "
+        "| tpe + hyperband | lrkit (range test + tpe + hyperband) | lrkit / grid | lrkit / tpe |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    met = 0
+    for name, task in data["tasks"].items():
+        rows = task["methods"]
+        summary = task["summary"]["lrkit"]
+        lrkit = rows["lrkit"]["median_steps"]
+        tpe = rows["tpe"]["median_steps"]
+        vs_grid = None if lrkit is None else lrkit / task["grid"]["steps"]
+        vs_tpe = None if lrkit is None or tpe is None else lrkit / tpe
+        ok = vs_grid is not None and vs_grid <= 0.15 and (tpe is None or (vs_tpe or 0) <= 0.5)
+        met += ok
+        del summary
+        lines.append(
+            f"| {name} ({task['optimizer']}, {task['budget']}, {task['grid']['points']}) | "
+            + " | ".join(_steps(rows[m], seeds) for m in METHODS)
+            + f" | {_ratio(vs_grid)} | {_ratio(vs_tpe)} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Median training steps until the first trial within 2% of the grid best ({seeds} sampler "
+        "seeds; in brackets how many runs found one within twice the grid's trials). Target "
+        "(lrkit <= 15% of the grid and <= 50% of tpe) met on "
+        f"{met} of {len(data['tasks'])} tasks."
+    )
+    return "\n".join(lines)
+
+
+def workers_table(data: dict[str, Any]) -> str:
+    lines = [
+        "| run | workers | trials | wall s | trials/min | steady trials/min | load before |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in data["runs"]:
+        lines.append(
+            f"| {r['repeat']} | {r['workers']} | {r['trials']} | {r['seconds']:.1f} | "
+            f"{r['trials_per_minute']:.1f} | {r['steady_trials_per_minute']:.1f} | "
+            f"{r['load_before'][0]:.2f} |"
+        )
+    wall = data["figures"]["trials_per_minute"]
+    steady = data["figures"]["steady_trials_per_minute"]
+    lines.append("")
+    lines.append(
+        f"Speed-up of 2 workers over 1 (median of the per-repeat ratios): "
+        f"**{wall['speedup_median_of_ratios']:.2f}x** wall clock including process start-up, "
+        f"{steady['speedup_median_of_ratios']:.2f}x steady state (target >= 1.7x)."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    search = RESULTS / "tune_search.json"
+    workers = RESULTS / "tune_workers.json"
+    if search.exists():
+        print(search_table(json.loads(search.read_text())))
+        print()
+    if workers.exists():
+        print(workers_table(json.loads(workers.read_text())))
+
+
+if __name__ == "__main__":
+    main()
