@@ -127,7 +127,12 @@ def test_trainer_runs_an_lrkit_schedule_and_logs_guard_events(tmp_path: Path) ->
     assert any("lrkit_guard" in h for h in saved["log_history"])
 
 
-def test_diagnose_reads_trainer_state_of_a_real_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("lr", "verdict"), [(3e-3, "healthy"), (1e-5, "too_slow"), (1.0, "oscillating")]
+)
+def test_diagnose_reads_trainer_state_of_a_real_run(
+    tmp_path: Path, lr: float, verdict: str
+) -> None:
     from lrkit.diagnose import diagnose_file
 
     model = _gpt2()
@@ -135,15 +140,15 @@ def test_diagnose_reads_trainer_state_of_a_real_run(tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         trainer = tf.Trainer(
             model=model,
-            args=_args(tmp_path, max_steps=40, learning_rate=3e-3),
+            args=_args(tmp_path, max_steps=120, learning_rate=lr),
             train_dataset=_Tokens(),
         )
         trainer.train()
     path = tmp_path / "trainer_state.json"
     trainer.state.save_to_json(str(path))
     result = diagnose_file(path)
-    assert result.verdict in {"healthy", "inconclusive", "too_slow", "plateau"}
-    assert result.to_dict()["verdict"] == result.verdict
+    assert result.verdict == verdict
+    assert result.to_dict()["verdict"] == verdict
 
 
 class _FakeLoss(tf.TrainerCallback):  # type: ignore[misc]
