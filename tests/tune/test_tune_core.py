@@ -274,12 +274,12 @@ def test_on_trial_sees_every_trial() -> None:
     assert seen == [0, 1, 2, 3, 4]
 
 
-def test_auto_range_widens_the_finder_range() -> None:
+def test_auto_range_is_a_decade_each_way_or_the_finder_range() -> None:
     # bounds are rounded to 6 significant digits so that they print and store cleanly
-    assert auto_range(1e-2, (3e-3, 3e-2)) == (0.000333333, 0.09)
-    assert auto_range(1e-2, (1e-4, 1.0)) == (3.33333e-05, 3.0)
-    low, high = auto_range(1e-3, None)
-    assert low == pytest.approx(1e-3 / 30, rel=1e-5) and high == pytest.approx(3e-3)
+    assert auto_range(1e-2, (3e-3, 3e-2)) == (1e-3, 0.1)
+    assert auto_range(1e-2, (1e-4, 1.0)) == (1e-4, 1.0)
+    assert auto_range(3e-3, None) == (3e-4, 0.03)
+    assert auto_range(2 / 3, None) == (0.0666667, 6.66667)
 
 
 @pytest.mark.parametrize(
