@@ -420,3 +420,22 @@ def test_constructor_validation() -> None:
         Guard(on=("blip",))
     with pytest.raises(ValueError, match=r"snapshot must be one of 'memory', 'disk'"):
         Guard(snapshot="cloud")  # type: ignore[arg-type]
+
+
+def test_a_slow_drift_is_described_by_the_level_that_rose() -> None:
+    # the loss level creeps up by 1% per step after step 150 with large noise: no single value
+    # stands out, so the alarm comes from the trailing level, and the event must say that level
+    # rose above the earlier one (not compare one lucky low value with the median)
+    rng = np.random.default_rng(7)
+    n = 600
+    level = np.where(np.arange(n) < 150, 1.0, 1.01 ** (np.arange(n) - 150))
+    values = level * np.exp(0.3 * rng.standard_normal(n))
+    guard = Guard()
+    first_alarm(guard, values)
+    drifts = [e for e in guard.events if e.kind == "divergence"]
+    assert drifts, [e.describe() for e in guard.events]
+    event = drifts[0]
+    assert event.onset_step >= 150
+    assert event.value is not None and event.baseline is not None and event.ratio is not None
+    assert event.value > event.baseline and event.ratio > 1.0
+    assert "its earlier level" in event.describe()

@@ -110,7 +110,8 @@ class GuardEvent:
         signal: ``"loss"`` or ``"grad_norm"``: which series raised the alarm.
         value: the offending value (``None`` when not finite; see ``value_text``).
         value_text: the value as text (``"nan"``, ``"inf"`` or the number).
-        baseline: the trailing median level of the series at the alarm (``None`` before any).
+        baseline: the trailing median level of the series at the alarm (``None`` before any);
+            for a slow divergence, the best level before it (``value`` is then the risen level).
         score: robust z-score of the value against the baseline (``None`` when undefined).
         ratio: value / baseline (``None`` when undefined).
         action: what the policy did: ``"warned"``, ``"raised"``, ``"scaled_lr"``,
@@ -158,7 +159,8 @@ class GuardEvent:
         }[self.kind]
         text = f"step {self.step}: {what} {self.signal} ({self.value_text}"
         if self.baseline is not None and self.ratio is not None:
-            text += f", {self.ratio:.3g}x the trailing median {self.baseline:.4g}"
+            reference = "its earlier level" if self.kind == "divergence" else "the trailing median"
+            text += f", {self.ratio:.3g}x {reference} {self.baseline:.4g}"
         text += ")"
         if self.kind == "divergence":
             text += f" since step {self.onset_step}"
@@ -434,9 +436,12 @@ class LossMonitor:
                 level = series.untransform(series.median)
                 if math.isnan(self._initial):
                     self._initial = abs(level)
+                best = self._best
                 drift = self._drift(step, level)
                 if drift is not None and not quiet:
-                    found = self._make("divergence", drift, "loss", loss, series, x)
+                    # a slow drift: report the level that rose against the best level before
+                    ratio = level / best if best > 0.0 else None
+                    found = _Detection("divergence", drift, "loss", level, best, None, ratio)
                 self._loss_edges = self._edges(
                     series,
                     self.spike_z,
