@@ -385,7 +385,8 @@ def lrkit_rule(
         anchor, what = f.lr_half, "half way down the descent"
     factor = _FACTORS[family][schedule]
     lr = factor * anchor
-    reason = f"{factor:g} x the lr {what} ({anchor:.3g}; {family} optimizer, {schedule} lr)"
+    times = "" if factor == 1.0 else f"{factor:g} x "
+    reason = f"{times}the lr {what} ({anchor:.3g}; {family} optimizer, {schedule} lr)"
     if f.i_edge is not None and lr > _EDGE_CAP * float(x[f.i_edge]):
         lr = _EDGE_CAP * float(x[f.i_edge])
         reason = f"{_EDGE_CAP:g} x the lr where the loss turns up ({x[f.i_edge]:.3g})"
