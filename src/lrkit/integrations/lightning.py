@@ -219,8 +219,11 @@ class LRFinderCallback(Callback):
             log.warning("LRFinderCallback: no learning rate applied: %s", suggestion.reason)
             return
         if self.apply:
-            current = float(optimizer.param_groups[0]["lr"])
-            _scale_lrs(trainer, optimizer, suggestion.lr / current)
+            # the suggestion is the group's base (peak) lr: with a scheduler attached the
+            # current lr is already scaled by the schedule's multiplier at step 0 (a warmup)
+            group = optimizer.param_groups[0]
+            base = float(group.get("initial_lr", group["lr"]))
+            _scale_lrs(trainer, optimizer, suggestion.lr / base)
             self.applied_lr = suggestion.lr
             log.info(
                 "LRFinderCallback: learning rate set to %.3g (%s)", suggestion.lr, suggestion.reason
