@@ -106,14 +106,50 @@ HELDOUT_TASKS: dict[str, Task] = {
 }
 
 
+#: Benchmark-only tasks added while lrkit's rule was revised (v3) for SGD, and scored ONCE,
+#: after that rule was frozen: nobody looked at their grids or curves before (a fresh check).
+FRESH_TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task(
+            name="diabetes_sgd",
+            description="scikit-learn diabetes regression, MLP 10-64-64-1, SGD + momentum 0.9",
+            optimizer="sgd_momentum",
+            loss="regression",
+            budget=100,
+            default_lr=0.01,
+            batch_size=32,
+            build_model=lambda: _mlp([10, 64, 64, 1]),
+            data="diabetes",
+        ),
+        Task(
+            name="breast_cancer_sgd",
+            description="scikit-learn breast cancer (2 classes), MLP 30-64-64-2 without "
+            "BatchNorm, SGD + momentum 0.9",
+            optimizer="sgd_momentum",
+            loss="classification",
+            budget=100,
+            default_lr=0.01,
+            batch_size=32,
+            build_model=lambda: _mlp([30, 64, 64, 2]),
+            data="breast_cancer",
+        ),
+    )
+}
+
+
 def get_task(name: str) -> Task:
-    """A built-in task or one of :data:`HELDOUT_TASKS`."""
-    return HELDOUT_TASKS[name] if name in HELDOUT_TASKS else builtin_task(name)
+    """A built-in task or one of :data:`HELDOUT_TASKS` / :data:`FRESH_TASKS`."""
+    if name in HELDOUT_TASKS:
+        return HELDOUT_TASKS[name]
+    if name in FRESH_TASKS:
+        return FRESH_TASKS[name]
+    return builtin_task(name)
 
 
 def all_tasks() -> list[Task]:
-    """The built-in tasks (design) then the held-out benchmark tasks."""
-    return [*list_tasks(), *HELDOUT_TASKS.values()]
+    """The built-in tasks (design), the held-out benchmark tasks, then the fresh ones."""
+    return [*list_tasks(), *HELDOUT_TASKS.values(), *FRESH_TASKS.values()]
 
 
 def lr_key(lr: float) -> str:

@@ -56,17 +56,49 @@ def test_known_answer_adaptive_is_the_half_descent_lr() -> None:
 
 
 def test_known_answer_sgd_is_the_middle_of_the_bottom() -> None:
-    # flat at 2 up to 1e-4, a straight fall (in log lr) to 0.5 at 1e-3, flat bottom at 0.5 up
-    # to 1e-1, then a steep rise: the bottom spans [1e-3, 1e-1] (minus the smoothing's
-    # rounding of its corners, symmetric), its geometric middle is 1e-2
-    fall = np.clip((X + 4.0), 0.0, 1.0)
-    losses = 2.0 - 1.5 * fall + 40 * np.maximum(X + 1.0, 0) ** 2
+    # flat at 2 up to 10**-3.5, a straight fall (in log lr) to 0.5 at 10**-3, flat bottom at
+    # 0.5 up to 10**-2, then a steep rise: the bottom spans [1e-3, 1e-2] (minus the smoothing's
+    # rounding of its corners, symmetric), its geometric middle is 10**-2.5, below
+    # _FLAT_CAP x the half-descent lr (15 x 10**-3.25) and below the edge cap
+    fall = np.clip(2 * (X + 3.5), 0.0, 1.0)
+    losses = 2.0 - 1.5 * fall + 40 * np.maximum(X + 2.0, 0) ** 2
     got = lrkit(losses, optimizer="SGD")
     assert got.lr is not None and "bottom" in got.reason and "sgd" in got.reason
-    assert got.lr == pytest.approx(1e-2, rel=0.2)
-    # the same curve for an adaptive optimizer: half way down the fall, 10 ** -3.5
+    assert got.lr == pytest.approx(10**-2.5, rel=0.2)
+    # the same curve for an adaptive optimizer: half way down the fall, 10 ** -3.25
     adaptive = lrkit(losses, optimizer="Adam")
-    assert adaptive.lr == pytest.approx(10**-3.5, rel=0.05)
+    assert adaptive.lr == pytest.approx(10**-3.25, rel=0.05)
+
+
+def test_sgd_on_a_wide_flat_bottom_is_capped_by_the_half_descent_lr() -> None:
+    # flat at 2 up to 1e-4, a straight fall (in log lr) to 0.5 at 1e-3, flat bottom at 0.5 up
+    # to 1e-1, then a steep rise: the bottom's middle (1e-2) is more than _FLAT_CAP x the
+    # half-descent lr (10**-3.5), so the answer is _FLAT_CAP x 10**-3.5 (v3 of the rule; v2
+    # returned the middle, which wandered 6x from seed to seed on such curves)
+    fall = np.clip((X + 4.0), 0.0, 1.0)
+    losses = 2.0 - 1.5 * fall + 40 * np.maximum(X + 1.0, 0) ** 2
+    f = _rules.curve_features(LRS, losses)
+    assert f.lr_bottom == pytest.approx(1e-2, rel=0.2)
+    assert f.lr_half == pytest.approx(10**-3.5, rel=0.05)
+    got = lrkit(losses, optimizer="SGD")
+    assert got.lr is not None and "flat bottom" in got.reason
+    assert got.lr == pytest.approx(_rules._FLAT_CAP * f.lr_half)
+
+
+def test_sgd_constant_lr_keeps_further_from_the_edge_than_cosine() -> None:
+    # a descent straight into a blow-up: the bottom's middle is past both caps, so the
+    # constant-lr answer is _EDGE_CAP["sgd"]["constant"] x the edge lr and the cosine peak
+    # _EDGE_CAP["sgd"]["cosine"] x it
+    losses = ideal(knee_lr=1e-3, blow_lr=1e-3)
+    f = _rules.curve_features(LRS, losses)
+    assert f.i_edge is not None
+    const = lrkit(losses, optimizer="SGD")
+    cos = lrkit(losses, schedule="cosine", optimizer="SGD")
+    caps = _rules._EDGE_CAP["sgd"]
+    assert const.lr == pytest.approx(caps["constant"] * LRS[f.i_edge])
+    assert cos.lr == pytest.approx(caps["cosine"] * LRS[f.i_edge])
+    assert caps["constant"] < caps["cosine"]
+    assert "turns up" in const.reason
 
 
 def test_optimizer_family() -> None:
@@ -86,7 +118,7 @@ def test_edge_caps_the_suggestion_when_the_blow_up_is_close() -> None:
     got = lrkit(losses, schedule="cosine")
     f = _rules.curve_features(LRS, losses)
     assert f.i_edge is not None
-    assert got.lr == pytest.approx(_rules._EDGE_CAP * LRS[f.i_edge])
+    assert got.lr == pytest.approx(_rules._EDGE_CAP["adaptive"]["cosine"] * LRS[f.i_edge])
     assert got.lr < _rules._FACTORS["adaptive"]["cosine"] * f.lr_half
     assert "turns up" in got.reason
 

@@ -203,12 +203,23 @@ def _slide(lrs: Array, smoothed: Array, lr_diff: int = 15, thresh: float = 0.005
 
 # ----------------------------------------------------------------------------- lrkit's rule
 #: Constants of lrkit's rule, chosen on the benchmark's 7 built-in tasks with range-test seeds
-#: 0-2 (benchmarks/finder). _EDGE_CAP was then lowered from 0.7 to 0.5 after the benchmark's
-#: 3 held-out tasks showed SGD suggestions too close to the edge (see docs/readme/find.md).
+#: 0-2 (benchmarks/finder). v2 lowered the edge cap from 0.7 to 0.5 after the benchmark's
+#: 3 held-out tasks showed SGD suggestions too close to the edge; v3 (SGD only) lowered the
+#: cap for a constant lr to 0.4 and added _FLAT_CAP, both chosen on all 10 tasks of that
+#: benchmark, then checked on 2 fresh tasks (see docs/readme/find.md).
 _SMOOTH_DECADES = 0.4  # half-width of the centred smoothing window, in decades of lr
 _BASIN = 0.1  # the bottom: the stretch around the minimum within 10% of the descent of it
 _EDGE_RISE = 0.1  # the edge: where the loss climbs back by 10% of its descent ...
-_EDGE_CAP = 0.5  # ... the suggestion stays below this fraction of the edge's lr
+#: ... the suggestion stays below this fraction of the edge's lr, per family and schedule
+#: (SGD's constant lr must stay clear of its stability limit for the whole run; a decaying
+#: schedule spends only its start at the peak)
+_EDGE_CAP: dict[str, dict[str, float]] = {
+    "adaptive": {"constant": 0.5, "cosine": 0.5},
+    "sgd": {"constant": 0.4, "cosine": 0.5},
+}
+#: SGD: the middle of the bottom, but at most this many times the half-descent lr (on a wide
+#: flat bottom the middle wanders from seed to seed; the descent does not)
+_FLAT_CAP = 15.0
 #: multiplier of the anchor lr per optimizer family and schedule
 _FACTORS: dict[str, dict[str, float]] = {
     "adaptive": {"constant": 1.0, "cosine": 3.0},  # x the lr half way down the descent
@@ -338,11 +349,14 @@ def lrkit_rule(
       lr a long run tolerates is far below the range test's minimum; the half-descent point is
       also the steadiest feature of the curve from seed to seed.
     - SGD (with or without momentum): the middle of the curve's bottom, i.e. just below where
-      the loss turns up. SGD's best lr sits close to its stability limit.
+      the loss turns up (SGD's best lr sits close to its stability limit), but at most 15 x the
+      half-descent lr: on a wide, flat bottom the middle wanders from seed to seed.
 
     ``schedule="cosine"`` (decay to zero over the run) multiplies by the benchmark's factor
     (3 for adaptive optimizers, 1 for SGD, whose stability limit binds at the peak too). The
-    answer stays below 0.5 x the lr where the loss climbs back by 10% of its descent.
+    answer stays below a fraction of the lr where the loss climbs back by 10% of its descent:
+    0.5, except 0.4 for SGD at a constant lr (it must stay clear of the limit for the whole
+    run; a decaying schedule spends only its start at the peak).
 
     No suggestion (``lr=None``, with the reason) when the curve is too short (< 20 finite
     points), rises from the start (diverged at once), or has no real descent: the losses
@@ -381,15 +395,19 @@ def lrkit_rule(
         )
     if family == "sgd":
         anchor, what = f.lr_bottom, "at the middle of the curve's bottom"
+        if anchor > _FLAT_CAP * f.lr_half:
+            anchor = _FLAT_CAP * f.lr_half
+            what = f"{_FLAT_CAP:g} x half way down the descent (a wide, flat bottom)"
     else:
         anchor, what = f.lr_half, "half way down the descent"
     factor = _FACTORS[family][schedule]
     lr = factor * anchor
     times = "" if factor == 1.0 else f"{factor:g} x "
     reason = f"{times}the lr {what} ({anchor:.3g}; {family} optimizer, {schedule} lr)"
-    if f.i_edge is not None and lr > _EDGE_CAP * float(x[f.i_edge]):
-        lr = _EDGE_CAP * float(x[f.i_edge])
-        reason = f"{_EDGE_CAP:g} x the lr where the loss turns up ({x[f.i_edge]:.3g})"
+    cap = _EDGE_CAP[family][schedule]
+    if f.i_edge is not None and lr > cap * float(x[f.i_edge]):
+        lr = cap * float(x[f.i_edge])
+        reason = f"{cap:g} x the lr where the loss turns up ({x[f.i_edge]:.3g})"
     return Suggestion("lrkit", lr, None, reason)
 
 
