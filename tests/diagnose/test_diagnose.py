@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -274,13 +273,10 @@ def test_long_curves_are_binned_and_keep_spikes_and_onsets() -> None:
     t = np.arange(n)
     y = 2.3 * (1 + t / (n / 50)) ** -1.2 * np.exp(0.3 * rng.standard_normal(n))
     y[1_234_567] = 1e4
-    t0 = time.perf_counter()
-    d = diagnose(y)
-    elapsed = time.perf_counter() - t0
+    d = diagnose(y)  # its speed is measured by benchmarks/diagnose_speed.py
     assert d.verdict == "spiking"
     assert abs(d.findings[0].onset_step - 1_234_567) < n / 4096 + 1
     assert d.statistics["binned_to"] == 4096
-    assert elapsed < 5.0  # generous on a shared CI core; benchmarks/diagnose_speed.py measures
     y[1_500_000] = math.nan
     assert diagnose(y).findings[0].onset_step == 1_500_000
 
