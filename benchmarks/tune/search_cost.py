@@ -171,6 +171,31 @@ def _range_test_steps(task: Task, seed: int) -> int:
     return len(curve)
 
 
+def _finder_version() -> dict[str, Any]:
+    """The commit of the range-test code the suggestions came from (its rule may change)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        log = subprocess.run(
+            ["git", "log", "-1", "--format=%h %cI", "--", "src/lrkit/finder"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src/lrkit/finder"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"commit": log[0], "date": log[1], "uncommitted_changes": bool(dirty)}
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=[t.name for t in all_tasks()])
@@ -190,6 +215,8 @@ def main(argv: list[str]) -> None:
             "optuna": optuna.__version__,
             "threads": 1,
         },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finder_code": _finder_version(),
         "skipped": {},
         "tasks": {},
     }
