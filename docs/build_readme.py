@@ -16,13 +16,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = [
     "00-intro",
+    "auto",
     "find",
     "schedules-grammar",
     "schedules",
     "diagnose",
     "tune",
     "advise",
-    "auto",
     "integrations",
     "99-api",
 ]
