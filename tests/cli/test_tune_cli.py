@@ -237,3 +237,27 @@ def test_auto_range_for_a_task_and_progress_bar_shows_the_best_so_far(
     # the progress bar counted the trials and showed the best value so far
     bar = stream.getvalue()
     assert "2/2" in bar and f"best {shown['best_value']:.5g}" in bar
+
+
+def test_a_resumed_study_starts_its_progress_bar_where_it_was(
+    target: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    import lrkit.cli._tune as cli_tune
+
+    args = ["tune", "objectives.py:objective", "--storage", "s.db", "--seed", "0"]
+    assert main([*args, "--trials", "3", "--strategy", "random"]) == 0
+    first = capsys.readouterr().out
+    best = float(first.split("-> ")[1].split()[0])
+    stream = io.StringIO()
+    monkeypatch.setattr(cli_tune, "err_console", Console(file=stream, force_terminal=True))
+    assert main([*args, "--trials", "5", "--strategy", "random"]) == 0
+    bar = stream.getvalue()
+    assert "3/5" in bar and "5/5" in bar and "4/5" in bar and "1/5" not in bar
+    assert f"best {best:.5g}" in bar  # the earlier best is the best so far from the start

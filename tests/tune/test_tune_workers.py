@@ -178,6 +178,19 @@ def test_workers_2_share_one_journal_study(study_name: str, tmp_path: Path) -> N
         objective_sleepy, n_trials=10, strategy="random", storage=storage, study_name=study_name
     )
     assert len(again.trials) == len(result.trials)
+    # a larger total runs only the missing trials, and on_trial hears of those only
+    later: list[int] = []
+    more = tune(
+        objective_sleepy,
+        n_trials=len(result.trials) + 2,
+        strategy="random",
+        storage=storage,
+        study_name=study_name,
+        workers=2,
+        on_trial=lambda r: later.append(r.number),
+    )
+    new = sorted(t.number for t in more.trials if t.number not in set(seen))
+    assert len(new) >= 2 and sorted(later) == new
 
 
 def test_workers_need_a_picklable_objective(tmp_path: Path) -> None:

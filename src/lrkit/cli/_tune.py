@@ -177,6 +177,23 @@ def _output(result: TuneResult, as_json: bool, plot: Path | None) -> int:
     return 0 if result.best_value is not None else 1
 
 
+def _resumed(storage: str | None, study: str) -> tuple[int, float]:
+    """Finished trials and best value already in the study (a resumed run's progress bar
+    starts there); (0, inf) when there is no such study yet or it cannot be read."""
+    if storage == ":memory:":
+        return 0, math.inf
+    try:
+        result = load_result(storage, study)
+    except ValueError:
+        return 0, math.inf
+    done = sum(
+        1
+        for t in result.trials
+        if t.state in ("complete", "pruned") or (t.state == "failed" and not t.retried)
+    )
+    return done, math.inf if result.best_value is None else result.best_value
+
+
 @app.command("tune")
 def tune_command(
     target: Annotated[
@@ -289,7 +306,6 @@ def tune_command(
             study_name = f"lrkit-{Path(target.rpartition(':')[0]).stem}-{stem}"
 
     total = trials
-    best = math.inf
     with Progress(
         TextColumn("[bold]tune[/] {task.description}"),
         BarColumn(),
@@ -299,7 +315,9 @@ def tune_command(
         transient=True,
         disable=as_json or not err_console.is_terminal,
     ) as progress:
-        bar = progress.add_task("best -", total=total)
+        done, best = _resumed(storage, study_name) if total is not None else (0, math.inf)
+        text = "best -" if best == math.inf else f"best {best:.5g}"
+        bar = progress.add_task(text, total=total, completed=done)
 
         def on_trial(record: TrialRecord) -> None:
             nonlocal best

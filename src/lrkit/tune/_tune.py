@@ -767,6 +767,13 @@ def _run_workers(
             f"(a module-level function), but {config.objective.func!r} is not: {exc}"
         ) from None
     _open_study(config, storage)  # create the study (and queue seeds) once, before the workers
+    study = optuna.load_study(study_name=config.study_name, storage=storage)
+    # on_trial hears of the trials that finish during this call, as with one worker
+    seen = {
+        r.number
+        for r in records_from_trials(study.get_trials(deepcopy=False))
+        if r.state in ("complete", "pruned", "failed")
+    }
     context = multiprocessing.get_context(start_method)
     processes = []
     for index in range(workers):
@@ -784,8 +791,6 @@ def _run_workers(
         )
         process.start()
         processes.append(process)
-    seen: set[int] = set()
-    study = optuna.load_study(study_name=config.study_name, storage=storage)
     try:
         while True:
             alive = [p for p in processes if p.is_alive()]
