@@ -15,6 +15,7 @@ Example:
 from lrkit.tune._result import TrialRecord, TuneResult
 from lrkit.tune._space import DEFAULT_LR_RANGE, Param, grid_values, parse_space
 from lrkit.tune._storage import mask_url
+from lrkit.tune._task import TaskObjective
 from lrkit.tune._tune import EARLY_STOPPING, STRATEGIES, Report, auto_range, load_result, tune
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "STRATEGIES",
     "Param",
     "Report",
+    "TaskObjective",
     "TrialRecord",
     "TuneResult",
     "auto_range",
