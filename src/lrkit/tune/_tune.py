@@ -7,6 +7,12 @@ counts once, through its retry). Re-running a finished command therefore does no
 the result, and re-running an interrupted one finishes the remaining trials. When workers race
 for the last trials the study may end with a few more than ``n_trials``; never fewer (unless a
 ``timeout`` or an exhausted grid stops it earlier).
+
+A worker with nothing left to start does not leave while trials still run elsewhere: it waits
+until they end, or until their worker is found dead (no heartbeat on a database server; a gone
+process on this host for the file storages) and they are queued again, and runs such retries
+itself. So when a command returns, its study is finished: every trial complete, pruned or
+failed (a failed trial of a dead worker carries ``retried`` and has a re-run).
 """
 
 from __future__ import annotations
