@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,22 @@ def search_table(data: dict[str, Any]) -> str:
             + " | ".join(_steps(rows[m], seeds) for m in METHODS)
             + f" | {_ratio(vs_grid)} | {_ratio(vs_tpe)} | {first}/{len(runs)} |"
         )
+    pooled = []
+    for m in METHODS[1:]:
+        ratios = []
+        for task in data["tasks"].values():
+            for r in task["methods"][m]["runs"]:
+                steps = r["steps"]
+                ratios.append(math.inf if steps is None else steps / task["grid"]["steps"])
+        found = sum(math.isfinite(x) for x in ratios)
+        pooled.append(f"{m} {_ratio(statistics.median(ratios))} ({found}/{len(ratios)} found)")
     n = len(data["tasks"])
+    lines.append("")
+    lines.append(
+        "All runs of all tasks pooled, median steps as a share of the full grid: "
+        + ", ".join(pooled)
+        + "."
+    )
     lines.append("")
     lines.append(
         f"Median training steps until the first trial within 2% of the grid best ({seeds} sampler "
