@@ -22,11 +22,12 @@ WORKER = Path(__file__).with_name("tune_worker.py")
 
 
 def _start(
-    storage: str, study: str, n_trials: int, markers: Path, seed: int
+    storage: str, study: str, n_trials: int, markers: Path, seed: int, wait_for: Path | None = None
 ) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    args = [str(WORKER), storage, study, str(n_trials), str(markers), str(seed)]
     return subprocess.Popen(
-        [sys.executable, str(WORKER), storage, study, str(n_trials), str(markers), str(seed)],
+        [sys.executable, *args, *([str(wait_for)] if wait_for else [])],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -96,7 +97,9 @@ def test_three_workers_on_postgres_survive_a_sigkill(
     postgres_url: str, study_name: str, tmp_path: Path
 ) -> None:
     n_trials = 12
-    procs = [_start(postgres_url, study_name, n_trials, tmp_path, seed) for seed in (1, 2, 3)]
+    procs = [_start(postgres_url, study_name, n_trials, tmp_path, 1)]
+    first = tmp_path / f"started-{procs[0].pid}"  # the others start trials after its first one
+    procs += [_start(postgres_url, study_name, n_trials, tmp_path, s, first) for s in (2, 3)]
     try:
         _wait_for_second_trial(procs[0], tmp_path, timeout=30)
         os.kill(procs[0].pid, signal.SIGKILL)
@@ -127,7 +130,10 @@ def test_journal_workers_recover_a_killed_local_worker(study_name: str, tmp_path
     """Journal storage has no heartbeat: lrkit notices the dead pid on this host instead."""
     n_trials = 8
     storage = str(tmp_path / "study.journal")
-    procs = [_start(storage, study_name, n_trials, tmp_path, seed) for seed in (1, 2)]
+    procs = [_start(storage, study_name, n_trials, tmp_path, 1)]
+    procs.append(
+        _start(storage, study_name, n_trials, tmp_path, 2, tmp_path / f"started-{procs[0].pid}")
+    )
     try:
         _wait_for_second_trial(procs[0], tmp_path, timeout=30)
         os.kill(procs[0].pid, signal.SIGKILL)
@@ -143,8 +149,9 @@ def test_journal_workers_recover_a_killed_local_worker(study_name: str, tmp_path
 
 
 def objective_sleepy(params: dict[str, float], report: object) -> float:
-    """Module level, so ``workers=2`` can run it in spawned processes."""
-    time.sleep(0.05)
+    """Module level, so ``workers=2`` can run it in spawned processes. Slow enough (10 trials
+    take 2.5 s of one worker) that the second worker's later start cannot leave it no trial."""
+    time.sleep(0.25)
     return (math.log10(params["lr"]) + 2.0) ** 2
 
 

@@ -1,9 +1,11 @@
 """A worker process for the multi-process tuning tests (run as a script, not collected).
 
-usage: python tune_worker.py STORAGE STUDY N_TRIALS MARKER_DIR SEED
+usage: python tune_worker.py STORAGE STUDY N_TRIALS MARKER_DIR SEED [WAIT_FOR]
 
 Each trial appends its worker's pid to MARKER_DIR/started-<pid> when it starts, so the test
-knows when a worker is mid-trial and can SIGKILL it there.
+knows when a worker is mid-trial and can SIGKILL it there. With WAIT_FOR, the worker (once its
+imports are done) waits for that file to exist before it starts trials: the test lets the
+worker it will kill begin first, so that worker surely gets trials however the start-ups race.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def main() -> None:
     storage, study, n_trials, markers, seed = sys.argv[1:6]
     os.environ["LRKIT_TEST_MARKERS"] = markers
     from lrkit.tune import tune
+
+    if len(sys.argv) > 6:
+        deadline = time.monotonic() + 60
+        while not Path(sys.argv[6]).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     result = tune(
         objective,
