@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 from lrkit.tasks import Task, list_tasks, train
 from lrkit.tasks import get_task as builtin_task
 from lrkit.tasks._data import CHARSET
+from lrkit.tasks._tasks import mlp
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "cache"
@@ -50,15 +52,9 @@ class CharGRU(nn.Module):
         return out
 
 
-def _mlp(sizes: list[int], *, batchnorm: bool = False) -> nn.Module:
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            if batchnorm:
-                layers.append(nn.BatchNorm1d(sizes[i + 1]))
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+def _variant(base: str, name: str, description: str, **changes: Any) -> Task:
+    """The built-in task ``base`` (same data, budget, batch size, model unless changed) renamed."""
+    return replace(builtin_task(base), name=name, description=description, data=base, **changes)
 
 
 #: Benchmark-only tasks, added AFTER lrkit's rule was designed on the built-in tasks (design
@@ -66,41 +62,27 @@ def _mlp(sizes: list[int], *, batchnorm: bool = False) -> nn.Module:
 HELDOUT_TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task(
-            name="digits_sgd",
-            description="scikit-learn digits, MLP 64-128-128-10, SGD + momentum 0.9",
+        _variant(
+            "digits",
+            "digits_sgd",
+            "scikit-learn digits, MLP 64-128-128-10, SGD + momentum 0.9",
             optimizer="sgd_momentum",
-            loss="classification",
-            budget=300,
             default_lr=0.03,
-            batch_size=64,
-            build_model=lambda: _mlp([64, 128, 128, 10]),
-            data="digits",
         ),
-        Task(
-            name="synthetic_cls_sgd",
-            description="generated 5-class problem, MLP with BatchNorm 20-64-64-5, "
-            "SGD + momentum 0.9",
+        _variant(
+            "synthetic_cls",
+            "synthetic_cls_sgd",
+            "generated 5-class problem, MLP with BatchNorm 20-64-64-5, SGD + momentum 0.9",
             optimizer="sgd_momentum",
-            loss="classification",
-            budget=300,
             default_lr=0.03,
-            batch_size=64,
-            build_model=lambda: _mlp([20, 64, 64, 5], batchnorm=True),
-            data="synthetic_cls",
         ),
-        Task(
-            name="charlm_gru",
-            description="character language model (sequences of 64), one-layer GRU "
-            "(width 64), RMSprop",
+        _variant(
+            "charlm",
+            "charlm_gru",
+            "character language model (sequences of 64), one-layer GRU (width 64), RMSprop",
             optimizer="rmsprop",
-            loss="language_model",
-            budget=150,
-            default_lr=3e-3,
             model="rnn",
-            batch_size=16,
             build_model=lambda: CharGRU(len(CHARSET)),
-            data="charlm",
         ),
     )
 }
@@ -111,28 +93,21 @@ HELDOUT_TASKS: dict[str, Task] = {
 FRESH_TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task(
-            name="diabetes_sgd",
-            description="scikit-learn diabetes regression, MLP 10-64-64-1, SGD + momentum 0.9",
+        _variant(
+            "diabetes",
+            "diabetes_sgd",
+            "scikit-learn diabetes regression, MLP 10-64-64-1, SGD + momentum 0.9",
             optimizer="sgd_momentum",
-            loss="regression",
-            budget=100,
             default_lr=0.01,
-            batch_size=32,
-            build_model=lambda: _mlp([10, 64, 64, 1]),
-            data="diabetes",
         ),
-        Task(
-            name="breast_cancer_sgd",
-            description="scikit-learn breast cancer (2 classes), MLP 30-64-64-2 without "
-            "BatchNorm, SGD + momentum 0.9",
+        _variant(
+            "breast_cancer",
+            "breast_cancer_sgd",
+            "scikit-learn breast cancer (2 classes), MLP 30-64-64-2 without BatchNorm, "
+            "SGD + momentum 0.9",
             optimizer="sgd_momentum",
-            loss="classification",
-            budget=100,
             default_lr=0.01,
-            batch_size=32,
-            build_model=lambda: _mlp([30, 64, 64, 2]),
-            data="breast_cancer",
+            build_model=lambda: mlp([30, 64, 64, 2]),
         ),
     )
 }

@@ -70,7 +70,8 @@ class CharTransformer(nn.Module):
         return out
 
 
-def _mlp(sizes: list[int], *, batchnorm: bool = False) -> nn.Module:
+def mlp(sizes: list[int], *, batchnorm: bool = False) -> nn.Module:
+    """ReLU MLP through ``sizes`` (BatchNorm before each ReLU if ``batchnorm``); no final act."""
     layers: list[nn.Module] = []
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
@@ -181,7 +182,7 @@ _TASKS: dict[str, Task] = {
             default_lr=3e-3,
             model="mlp",
             batch_size=64,
-            build_model=lambda: _mlp([64, 128, 128, 10]),
+            build_model=lambda: mlp([64, 128, 128, 10]),
         ),
         Task(
             name="digits_cnn",
@@ -206,7 +207,7 @@ _TASKS: dict[str, Task] = {
             default_lr=1e-3,
             model="mlp",
             batch_size=32,
-            build_model=lambda: _mlp([10, 64, 64, 1]),
+            build_model=lambda: mlp([10, 64, 64, 1]),
         ),
         Task(
             name="breast_cancer",
@@ -218,7 +219,7 @@ _TASKS: dict[str, Task] = {
             default_lr=3e-3,
             model="mlp",
             batch_size=32,
-            build_model=lambda: _mlp([30, 64, 64, 2], batchnorm=True),
+            build_model=lambda: mlp([30, 64, 64, 2], batchnorm=True),
         ),
         Task(
             name="synthetic_cls",
@@ -230,7 +231,7 @@ _TASKS: dict[str, Task] = {
             default_lr=3e-3,
             model="mlp",
             batch_size=64,
-            build_model=lambda: _mlp([20, 64, 64, 5], batchnorm=True),
+            build_model=lambda: mlp([20, 64, 64, 5], batchnorm=True),
         ),
         Task(
             name="synthetic",
@@ -242,7 +243,7 @@ _TASKS: dict[str, Task] = {
             default_lr=0.03,
             model="mlp",
             batch_size=64,
-            build_model=lambda: _mlp([16, 64, 64, 1]),
+            build_model=lambda: mlp([16, 64, 64, 1]),
         ),
         Task(
             name="charlm",
