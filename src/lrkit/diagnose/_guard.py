@@ -57,7 +57,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice, repeat
 from pathlib import Path
 from typing import Any, Literal
@@ -134,21 +134,8 @@ class GuardEvent:
     time: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values."""
-        return {
-            "step": self.step,
-            "kind": self.kind,
-            "onset_step": self.onset_step,
-            "signal": self.signal,
-            "value": self.value,
-            "value_text": self.value_text,
-            "baseline": self.baseline,
-            "score": self.score,
-            "ratio": self.ratio,
-            "action": self.action,
-            "detail": self.detail,
-            "time": self.time,
-        }
+        """Plain JSON-ready values (every field, in field order)."""
+        return asdict(self)
 
     def describe(self) -> str:
         """One line for logs."""
@@ -837,15 +824,15 @@ class Guard:
         skip = found.kind == "nonfinite"
         self._healthy_since_action = 0
         if found.kind not in self.on or self.policy == "warn":
-            event = _with(base, action="warned")
+            event = replace(base, action="warned")
             self._record(event, logging.WARNING)
             return GuardAction(event=event, skip_update=skip)
         if self.policy == "raise":
-            event = _with(base, action="raised")
+            event = replace(base, action="raised")
             self._record(event, logging.ERROR)
             raise GuardError(event.describe(), event)
         if self._retries >= self.max_retries:
-            event = _with(base, action="gave_up", detail={"retries": self._retries})
+            event = replace(base, action="gave_up", detail={"retries": self._retries})
             self._record(event, logging.ERROR)
             raise GuardError(
                 f"{event.describe()}: gave up after {self._retries} {self.policy} attempts "
@@ -856,7 +843,7 @@ class Guard:
         if self.policy == "scale_lr":
             assert self.optimizer is not None  # checked in __init__
             lrs = _scale_lrs(self.optimizer, self.scheduler, self.lr_factor)
-            event = _with(
+            event = replace(
                 base,
                 action="scaled_lr",
                 detail={"factor": self.lr_factor, "lrs": lrs, "attempt": self._retries},
@@ -868,7 +855,7 @@ class Guard:
     def _rollback(self, base: GuardEvent, onset: int) -> GuardAction:
         usable = [s for s in self._snapshots if s.step < onset]
         if not usable:
-            event = _with(base, action="gave_up", detail={"reason": "no snapshot before onset"})
+            event = replace(base, action="gave_up", detail={"reason": "no snapshot before onset"})
             self._record(event, logging.ERROR)
             raise GuardError(
                 f"{event.describe()}: no snapshot taken before step {onset} to roll back to "
@@ -881,7 +868,7 @@ class Guard:
         self._restore(snap)
         self.monitor.rewind(snap.history)
         skipped = (snap.step, base.step)
-        event = _with(
+        event = replace(
             base,
             action="rolled_back",
             detail={
@@ -919,7 +906,7 @@ class Guard:
             snap = _Snapshot(step, history, None, _clone_state(state))
         self._snapshots.append(snap)
         # a new good snapshot after a rollback means training recovered
-        self._retries = 0 if self.policy == "rollback" else self._retries
+        self._retries = 0
         while len(self._snapshots) > self.keep_snapshots:
             old = self._snapshots.pop(0)
             if old.path is not None:
@@ -944,9 +931,3 @@ class Guard:
         logger.log(level, "guard: %s -> %s", event.describe(), event.action)
         if self.log_path is not None:
             self.write_log()
-
-
-def _with(event: GuardEvent, **changes: Any) -> GuardEvent:
-    from dataclasses import replace
-
-    return replace(event, **changes)
