@@ -469,8 +469,8 @@ class LossMonitor:
         g = self._grad
         gx = g.transform(grad_norm)
         grad_bad = False
-        if len(g) >= self.min_history:
-            if g.refresh():
+        if len(g._values) >= self.min_history:
+            if g.total >= g.next_refresh and g.refresh():  # the check inlined, as for the loss
                 self._grad_edges = self._edges(
                     g, self.spike_z, self.grad_ratio, self.spike_z, self.grad_ratio, 0.0
                 )
