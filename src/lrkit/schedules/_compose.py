@@ -11,6 +11,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field, fields, is_dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -272,8 +273,34 @@ class Join(_Kind):
         return self.pieces[k]._momentum_at(step - offset)
 
 
+_W = TypeVar("_W", bound="_Wrap")
+
+
 @dataclass(frozen=True, repr=False)
-class Scale(_Kind):
+class _Wrap(_Kind):
+    """A kind that changes the values of one inner ``schedule`` at the same step.
+
+    Forwards the plateau protocol and one-cycle momentum to ``schedule`` unchanged.
+    """
+
+    schedule: Schedule
+
+    @property
+    def stateful(self) -> bool:
+        return self.schedule.stateful
+
+    def active_plateau(self, step: int) -> Plateau | None:
+        return self.schedule.active_plateau(step)
+
+    def reduce_at(self: _W, step: int) -> _W:
+        return replace(self, schedule=self.schedule.reduce_at(step))
+
+    def _momentum_at(self, step: int) -> float | None:
+        return self.schedule._momentum_at(step)
+
+
+@dataclass(frozen=True, repr=False)
+class Scale(_Wrap):
     """``factor * schedule(step)``.
 
     Example:
@@ -282,7 +309,6 @@ class Scale(_Kind):
         0.5
     """
 
-    schedule: Schedule
     factor: float
 
     kind = "scale"
@@ -306,22 +332,9 @@ class Scale(_Kind):
     def _values(self, steps: I64) -> F64:
         return np.asarray(self.factor * self.schedule._values(steps), dtype=np.float64)
 
-    @property
-    def stateful(self) -> bool:
-        return self.schedule.stateful
-
-    def active_plateau(self, step: int) -> Plateau | None:
-        return self.schedule.active_plateau(step)
-
-    def reduce_at(self, step: int) -> Scale:
-        return replace(self, schedule=self.schedule.reduce_at(step))
-
-    def _momentum_at(self, step: int) -> float | None:
-        return self.schedule._momentum_at(step)
-
 
 @dataclass(frozen=True, repr=False)
-class Floor(_Kind):
+class Floor(_Wrap):
     """``max(schedule(step), minimum)``.
 
     Example:
@@ -330,7 +343,6 @@ class Floor(_Kind):
         0.1
     """
 
-    schedule: Schedule
     minimum: float
 
     kind = "floor"
@@ -353,19 +365,6 @@ class Floor(_Kind):
 
     def _values(self, steps: I64) -> F64:
         return np.asarray(np.maximum(self.schedule._values(steps), self.minimum), np.float64)
-
-    @property
-    def stateful(self) -> bool:
-        return self.schedule.stateful
-
-    def active_plateau(self, step: int) -> Plateau | None:
-        return self.schedule.active_plateau(step)
-
-    def reduce_at(self, step: int) -> Floor:
-        return replace(self, schedule=self.schedule.reduce_at(step))
-
-    def _momentum_at(self, step: int) -> float | None:
-        return self.schedule._momentum_at(step)
 
 
 # ------------------------------------------------------------------------------ functions
