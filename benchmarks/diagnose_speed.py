@@ -33,26 +33,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "diagnose_speed.json"
 sys.path.insert(0, str(HERE / "diagnose"))
 
-
-def _baseline_rule() -> Callable[[np.ndarray, np.ndarray], str]:
-    try:
-        from baseline import tutorial_rule  # type: ignore[import-not-found]
-
-        return tutorial_rule  # type: ignore[no-any-return]
-    except ImportError:  # pragma: no cover - the corpus helper is not there
-
-        def rule(train: np.ndarray, val: np.ndarray) -> str:
-            if train[-3:].mean() > 2 * train[:3].mean():
-                return "DIVERGING"
-            if (train[0] - train[-1]) / train[0] < 0.01:
-                return "STUCK"
-            if len(train) > 10 and train[-10:].std() / train[-10:].mean() > 0.3:
-                return "OSCILLATING"
-            if len(val) and val[-1] > 1.1 * val.min():
-                return "OVERFITTING"
-            return "OK"
-
-        return rule
+from baseline import tutorial_rule  # type: ignore[import-not-found]  # noqa: E402
 
 
 def make_curve(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -89,7 +70,6 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,100000,1000000,10000000")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    rule = _baseline_rule()
     rows = []
     for n in [int(v) for v in args.sizes.split(",")]:
         c = make_curve(n)
@@ -110,7 +90,7 @@ def main() -> None:
             bounds = np.searchsorted(c["steps"], c["val_steps"], side="right")
             sums = np.add.reduceat(c["loss"], np.concatenate([[0], bounds[:-1]]))
             counts = np.diff(np.concatenate([[0], bounds]))
-            return rule(sums / counts, c["val"])
+            return str(tutorial_rule(sums / counts, c["val"]))
 
         b = timeit(baseline, args.repeats)
         verdict = diagnose(c["loss"]).verdict
