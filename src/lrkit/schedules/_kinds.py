@@ -62,6 +62,13 @@ def _count(name: str, value: object, *, minimum: int) -> int:
     return result
 
 
+def _sorted_steps(name: str, value: object) -> tuple[int, ...]:
+    """A list of steps (each in ``[0, 2**62]``) as a sorted tuple; repeats are kept."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        fail(name, value, "a list of integers >= 0")
+    return tuple(sorted(_count(name, v, minimum=0) for v in value))
+
+
 def _fraction(name: str, value: object) -> float:
     return check_real(name, value, minimum=0.0, maximum=1.0)
 
@@ -166,10 +173,7 @@ class MultiStep(_Kind):
     torch = "MultiStepLR(milestones=milestones, gamma=gamma)"
 
     def __post_init__(self) -> None:
-        raw = self.milestones
-        if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
-            fail("milestones", raw, "a list of integers >= 0")
-        _set(self, "milestones", tuple(sorted(_count("milestones", m, minimum=0) for m in raw)))
+        _set(self, "milestones", _sorted_steps("milestones", self.milestones))
         _set(self, "gamma", _fraction("gamma", self.gamma))
 
     def _at(self, step: int) -> float:
@@ -844,11 +848,7 @@ class Plateau(_Kind):
         _set(self, "cooldown", _count("cooldown", self.cooldown, minimum=0))
         _set(self, "min_scale", _fraction("min_scale", self.min_scale))
         _set(self, "eps", check_real("eps", self.eps, minimum=0.0))
-        raw = self.reductions
-        if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
-            fail("reductions", raw, "a list of integers >= 0")
-        cuts = tuple(sorted(_count("reductions", r, minimum=0) for r in raw))
-        _set(self, "reductions", cuts)
+        _set(self, "reductions", _sorted_steps("reductions", self.reductions))
 
     def _at(self, step: int) -> float:
         k = bisect_right(self.reductions, step)
