@@ -13,7 +13,7 @@ from conftest import ScriptedLoss, regression_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrkit.finder import find_lr, ramp
+from lrkit.finder import RangeTest, find_lr, ramp
 
 MSE = torch.nn.functional.mse_loss
 
@@ -26,6 +26,21 @@ def lr_spy(opt: torch.optim.Optimizer) -> tuple[list[list[float]], Any]:
         seen.append([float(g["lr"]) for g in optimizer.param_groups])
 
     return seen, opt.register_step_pre_hook(hook)
+
+
+def run_scripted(
+    values: list[float], model: torch.nn.Module, opt: torch.optim.Optimizer, **kwargs: Any
+) -> RangeTest:
+    """``find_lr`` whose step ``i`` has loss ``values[i]``, for ``len(values)`` steps."""
+    return find_lr(
+        model,
+        opt,
+        None,
+        regression_data(),
+        step_fn=ScriptedLoss(values),
+        num_steps=len(values),
+        **kwargs,
+    )
 
 
 def independent_ema(values: list[float], beta: float) -> list[float]:
@@ -138,28 +153,12 @@ def test_smoothed_is_bias_corrected_ema_of_losses() -> None:
     values = [3.0, 2.5, 2.7, 2.0, 1.8, 1.9, 1.5, 1.2, 1.4, 1.1, 1.0, 0.9]
     model = torch.nn.Linear(6, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    result = find_lr(
-        model,
-        opt,
-        None,
-        regression_data(),
-        step_fn=ScriptedLoss(values),
-        num_steps=len(values),
-        smoothing=0.9,
-    )
+    result = run_scripted(values, model, opt, smoothing=0.9)
     np.testing.assert_allclose(result.losses, values, rtol=1e-6)
     np.testing.assert_allclose(
         result.smoothed, independent_ema(list(result.losses), 0.9), rtol=1e-12
     )
-    unsmoothed = find_lr(
-        model,
-        opt,
-        None,
-        regression_data(),
-        step_fn=ScriptedLoss(values),
-        num_steps=len(values),
-        smoothing=0.0,
-    )
+    unsmoothed = run_scripted(values, model, opt, smoothing=0.0)
     np.testing.assert_array_equal(unsmoothed.smoothed, unsmoothed.losses)
 
 
@@ -185,28 +184,10 @@ def test_divergence_stop_matches_rule(values: list[float]) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     expected = first_divergence(values, 0.5, 4.0)
     assert expected is not None
-    result = find_lr(
-        model,
-        opt,
-        None,
-        regression_data(),
-        step_fn=ScriptedLoss(values),
-        num_steps=len(values),
-        smoothing=0.5,
-        diverge_factor=4.0,
-    )
+    result = run_scripted(values, model, opt, smoothing=0.5, diverge_factor=4.0)
     assert result.stop_reason == "diverged"
     assert len(result) == expected + 1  # the diverging point is recorded
-    disabled = find_lr(
-        model,
-        opt,
-        None,
-        regression_data(),
-        step_fn=ScriptedLoss(values),
-        num_steps=len(values),
-        smoothing=0.5,
-        diverge_factor=None,
-    )
+    disabled = run_scripted(values, model, opt, smoothing=0.5, diverge_factor=None)
     assert disabled.stop_reason == "completed" and len(disabled) == len(values)
 
 
@@ -217,15 +198,7 @@ def test_non_finite_loss_stops_cleanly(bad: float) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     steps: list[int] = []
     handle = opt.register_step_post_hook(lambda *a: steps.append(1))
-    result = find_lr(
-        model,
-        opt,
-        None,
-        regression_data(),
-        step_fn=ScriptedLoss(values),
-        num_steps=len(values),
-        diverge_factor=None,
-    )
+    result = run_scripted(values, model, opt, diverge_factor=None)
     handle.remove()
     assert result.stop_reason == "non-finite"
     assert len(result) == 8
