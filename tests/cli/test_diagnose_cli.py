@@ -113,3 +113,19 @@ def test_plot_into_missing_directory_exits_2(
     path = _write(tmp_path / "ok.jsonl", _curve())
     assert main(["diagnose", str(path), "--plot", str(tmp_path / "no" / "p.png")]) == 2
     assert "plot directory does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["parent is a file", "target is a directory"])
+def test_plot_to_unwritable_path_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    path = _write(tmp_path / "ok.jsonl", _curve())
+    if where == "parent is a file":
+        target = path / "p.png"
+    else:
+        target = tmp_path / "d.png"
+        target.mkdir()
+    assert main(["diagnose", str(path), "--plot", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lrkit: error: --plot") and len(err.strip().splitlines()) == 1

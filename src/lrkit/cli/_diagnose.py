@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from lrkit.cli._app import app, console
+from lrkit.cli._app import UserError, app, console
 
 __all__ = ["diagnose_command"]
 
@@ -46,12 +46,14 @@ def _write_plot(diagnosis: Any, path: Path) -> None:
     from lrkit._optional import require
 
     plt: Any = require("matplotlib.pyplot", "plot")
-    if not path.parent.exists():
-        raise FileNotFoundError(f"plot directory does not exist: {path.parent}")
+    if not path.parent.is_dir():
+        raise UserError(f"--plot: plot directory does not exist: {path.parent}")
     fig, ax = plt.subplots(figsize=(8.0, 4.0), layout="constrained")
     try:
         diagnosis.plot(ax=ax)
         fig.savefig(path, dpi=120)
+    except OSError as exc:  # e.g. a directory without write permission
+        raise UserError(f"--plot: cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         plt.close(fig)
 
