@@ -239,3 +239,17 @@ def test_not_a_model_or_optimizer() -> None:
         find_lr("model", opt, MSE, regression_data())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="optimizer must be"):
         find_lr(model, "sgd", MSE, regression_data())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("accumulation_steps", [1, 3])
+def test_loss_without_grad(accumulation_steps: int) -> None:
+    model = torch.nn.Linear(6, 1)
+    w = model.weight.detach().clone()
+    with pytest.raises(ValueError, match="loss without grad"):
+        quick(
+            model,
+            regression_data(),
+            loss_fn=lambda out, y: MSE(out.detach(), y),
+            accumulation_steps=accumulation_steps,
+        )
+    assert torch.equal(model.weight, w)

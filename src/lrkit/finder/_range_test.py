@@ -314,14 +314,19 @@ class _Runner:
         with self._autocast():
             return batch_loss(self.model, batch, self.loss_fn, self.step_fn)
 
+    def _grad_loss(self, batch: Any) -> torch.Tensor:
+        """The loss of a training batch; ValueError when it does not depend on the parameters."""
+        loss = self._loss(batch)
+        if not loss.requires_grad:
+            raise ValueError(
+                "loss must be a scalar tensor computed from the model's trainable "
+                "parameters (requires_grad=True), but got a loss without grad"
+            )
+        return loss
+
     def _train_step(self, cycler: BatchCycler) -> torch.Tensor:
         if self.acc == 1 and self.scaler is None:  # the common case, kept lean
-            loss = self._loss(move_to(next(cycler), self.device))
-            if not loss.requires_grad:
-                raise ValueError(
-                    "loss must be a scalar tensor computed from the model's trainable "
-                    "parameters (requires_grad=True), but got a loss without grad"
-                )
+            loss = self._grad_loss(move_to(next(cycler), self.device))
             loss.backward()  # type: ignore[no-untyped-call]
             return loss
         total: torch.Tensor | None = None
@@ -332,12 +337,7 @@ class _Runner:
             if callable(no_sync) and micro < self.acc - 1:
                 sync_ctx = no_sync()
             with sync_ctx:
-                loss = self._loss(batch)
-                if not loss.requires_grad:
-                    raise ValueError(
-                        "loss must be a scalar tensor computed from the model's trainable "
-                        "parameters (requires_grad=True), but got a loss without grad"
-                    )
+                loss = self._grad_loss(batch)
                 scaled = loss / self.acc if self.acc > 1 else loss
                 if self.scaler is not None:
                     self.scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
