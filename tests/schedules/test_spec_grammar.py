@@ -247,6 +247,18 @@ def test_malformed_specs(spec: str, reason: str, position: int) -> None:
     assert err.position == position == _caret_at(err)
 
 
+def test_nesting_limit_is_a_spec_error_not_a_recursion_error() -> None:
+    deepest = "scale(" * 99 + "cosine(10)" + ", 0.5)" * 99  # 100 nested calls
+    assert parse(deepest)(0) == 0.5**99
+    too_deep = "scale(" + deepest + ", 0.5)"
+    err = _error(too_deep)
+    assert "nesting deeper than 100 levels" in str(err)
+    assert err.position == too_deep.index("cosine") == _caret_at(err)
+    err = _error("multistep(" + "[" * 5000 + "]" * 5000 + ")")
+    assert "nesting deeper than 100 levels" in str(err)
+    assert err.position == len("multistep(") + 99
+
+
 def test_parse_rejects_non_strings() -> None:
     with pytest.raises(ValueError, match="spec must be a schedule spec string"):
         parse(42)  # type: ignore[arg-type]

@@ -136,11 +136,16 @@ class _Call(_Node):
     end: int
 
 
+#: deepest nesting of calls and lists that a spec may have
+_MAX_DEPTH = 100
+
+
 class _Parser:
     def __init__(self, spec: str) -> None:
         self.spec = spec
         self.toks = _tokenize(spec)
         self.i = 0
+        self.depth = 0
 
     def peek(self, ahead: int = 0) -> _Tok:
         return self.toks[min(self.i + ahead, len(self.toks) - 1)]
@@ -169,6 +174,12 @@ class _Parser:
             raise self.error(f"unexpected {tok.text!r} after the schedule", tok.pos)
         return node
 
+    def enter(self, tok: _Tok) -> None:
+        """Go one call or list deeper (at ``tok``); the caller steps back out when done."""
+        if self.depth >= _MAX_DEPTH:  # deeper would end in a RecursionError
+            raise self.error(f"nesting deeper than {_MAX_DEPTH} levels", tok.pos)
+        self.depth += 1
+
     def value(self) -> _Node:
         tok = self.peek()
         if tok.kind == "num":
@@ -180,9 +191,13 @@ class _Parser:
         if tok.kind == "name":
             self.take()
             if self.peek().kind == "punct" and self.peek().text == "(":
-                return self.call(tok)
+                self.enter(tok)
+                node = self.call(tok)
+                self.depth -= 1
+                return node
             return _Word(tok.pos, tok.text)
         if tok.kind == "punct" and tok.text == "[":
+            self.enter(tok)
             self.take()
             items: list[_Node] = []
             while not (self.peek().kind == "punct" and self.peek().text == "]"):
@@ -192,6 +207,7 @@ class _Parser:
                 else:
                     break
             self.expect("]", "',' or ']'")
+            self.depth -= 1
             return _List(tok.pos, items)
         found = "the end of the spec" if tok.kind == "end" else repr(tok.text)
         raise self.error(f"expected a value, found {found}", tok.pos)
