@@ -82,7 +82,6 @@ logger = logging.getLogger(__name__)
 
 POLICIES = ("warn", "raise", "scale_lr", "rollback")
 EVENT_KINDS = ("nonfinite", "spike", "divergence")
-_MAD_SCALE = 1.482602218505602
 _Q90 = 1.6448536269514722  # Phi^-1(0.95): P(|N(0,1)| < _Q90) = 0.9
 
 Policy = Literal["warn", "raise", "scale_lr", "rollback"]

@@ -14,6 +14,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
+from lrkit._validate import fail
+
 __all__ = [
     "MAD_SCALE",
     "TrendTest",
@@ -47,7 +49,7 @@ def ema(values: ArrayLike, alpha: float) -> FloatArray:
     """
     x = np.asarray(values, dtype=np.float64)
     if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must be a number in (0, 1], but got alpha={alpha!r}")
+        fail("alpha", alpha, "a number in (0, 1]")
     n = x.size
     out = np.empty(n, dtype=np.float64)
     if n == 0:
@@ -125,7 +127,7 @@ def rolling_median(values: ArrayLike, window: int, *, trailing: bool = False) ->
     x = np.asarray(values, dtype=np.float64)
     n = x.size
     if window < 1:
-        raise ValueError(f"window must be an integer >= 1, but got window={window!r}")
+        fail("window", window, "an integer >= 1")
     if n == 0:
         return x.copy()
     window = min(window, n)
