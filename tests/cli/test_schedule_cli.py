@@ -169,6 +169,31 @@ def test_missing_plot_directory_is_exit_2(
     assert "nope" in capsys.readouterr().err
 
 
+def test_output_paths_are_checked_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plot = tmp_path / "x.png"
+    args = ["schedule", "cosine(10)", "--steps", "10", "--plot", str(plot)]
+    assert main([*args, "--csv", str(tmp_path)]) == 2  # a directory is no file
+    err = capsys.readouterr().err.strip()
+    expected = f"csv must be a file name, not a directory, but got csv='{tmp_path}'"
+    assert err == f"lrkit: error: {expected}"
+    assert not plot.exists()  # nothing written when one of the outputs is wrong
+    assert main(["schedule", "cosine(10)", "--steps", "10", "--plot", str(tmp_path)]) == 2
+    assert "plot must be a file name, not a directory" in capsys.readouterr().err
+    assert main([*args, "--csv", str(tmp_path / "nope" / "x.csv")]) == 2
+    assert "csv directory does not exist" in capsys.readouterr().err
+    assert not plot.exists()
+
+
+def test_plot_without_suffix_reports_the_file_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schedule", "cosine(10)", "--steps", "10", "--plot", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote plot: {tmp_path / 'x.png'}" in capsys.readouterr().out
+
+
 def test_sparkline_levels() -> None:
     assert sparkline(np.array([0.0, 0.5, 1.0]), width=3) == "▁▅█"
     assert sparkline(np.zeros(5)) == "▁▁▁▁▁"

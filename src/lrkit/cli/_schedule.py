@@ -188,6 +188,10 @@ def schedule_command(
         fail("SPEC", spec, "a schedule spec such as 'cosine(1000)' (or use --list)")
     count = _parse_steps(steps)
     base_lr = _parse_lr(lr)
+    for label, path in (("plot", plot), ("csv", csv)):
+        _check_output(label, path)
+    if plot is not None and not plot.suffix:
+        plot = plot.with_suffix(".png")  # what matplotlib writes for a name without one
     from lrkit.schedules import parse
 
     schedule = parse(spec)
@@ -258,13 +262,21 @@ def _check_fits(schedule: Schedule, count: int) -> int | None:
     return warmup
 
 
+def _check_output(label: str, path: Path | None) -> None:
+    """Fail before any work when ``path`` cannot be a file to write."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(label, str(path), "a file name, not a directory")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"{label} directory does not exist: {path.parent}")
+
+
 def _write_plot(schedule: Schedule, count: int, lr: float | None, path: Path, log: bool) -> None:
     from lrkit._optional import require
     from lrkit.plotting._schedule import plot_schedule
 
     plt: Any = require("matplotlib.pyplot", "plot")
-    if path.parent and not path.parent.exists():
-        raise FileNotFoundError(f"plot directory does not exist: {path.parent}")
     fig, ax = plt.subplots(figsize=(7.0, 3.6), layout="constrained")
     try:
         plot_schedule(schedule, count, lr=lr, ax=ax, log=log)
@@ -278,8 +290,6 @@ def _write_plot(schedule: Schedule, count: int, lr: float | None, path: Path, lo
 
 
 def _write_csv(multipliers: NDArray[np.float64], lr: float | None, path: Path) -> None:
-    if path.parent and not path.parent.exists():
-        raise FileNotFoundError(f"csv directory does not exist: {path.parent}")
     steps = np.arange(multipliers.size)
     if lr is None:
         data = np.column_stack([steps, multipliers])
