@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,23 +37,10 @@ from torch import nn
 from lrkit.diagnose._guard import Guard
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks" / "diagnose"))
 
-
-class _Strategy:
-    root_device = torch.device("cpu")
-
-    def barrier(self) -> None:
-        return None
-
-    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002
-        return decision
-
-
-class _FabricStandIn:
-    """What SpikeDetection touches on a Fabric, for one CPU process."""
-
-    strategy = _Strategy()
-    global_rank = 0
+from _lightning import FabricStandIn  # noqa: E402
+from _tasks import digits_cnn, digits_mlp  # noqa: E402
 
 
 def make_lightning_detector() -> Any:
@@ -70,18 +58,7 @@ MODELS = {
 
 
 def make_model(name: str) -> tuple[nn.Module, tuple[int, ...]]:
-    if name == "mlp":
-        return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)), (64,)
-    model = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(256, 10),
-    )
-    return model, (1, 8, 8)
+    return (digits_mlp(), (64,)) if name == "mlp" else (digits_cnn(), (1, 8, 8))
 
 
 def run(model_name: str, steps: int, block: int, seed: int) -> dict[str, Any]:
@@ -92,7 +69,7 @@ def run(model_name: str, steps: int, block: int, seed: int) -> dict[str, Any]:
     y_all = torch.randint(0, 10, (4096,))
     guard = Guard(policy="warn")
     spike = make_lightning_detector()
-    fabric = _FabricStandIn()
+    fabric = FabricStandIn()
     modes = ["plain", "guard"] + (["lightning"] if spike is not None else [])
     times: dict[str, list[float]] = {m: [] for m in modes}
     block_medians: dict[str, list[float]] = {m: [] for m in modes}

@@ -49,14 +49,28 @@ def _digits(seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return _split(x, y, 397, 0)
 
 
+def digits_mlp() -> nn.Module:
+    """The digits MLP, 64-128-10 (also timed by benchmarks/guard_overhead.py)."""
+    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def digits_cnn() -> nn.Module:
+    """The digits CNN on 1x8x8 inputs (also timed by benchmarks/guard_overhead.py)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(256, 10),
+    )
+
+
 def make_digits_mlp(seed: int) -> TaskData:
     xt, yt, xv, yv = _digits(seed)
-
-    def model() -> nn.Module:
-        return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
-
     return TaskData(
-        "digits_mlp", xt, yt, xv, yv, model, nn.functional.cross_entropy, 64, "scale+labels"
+        "digits_mlp", xt, yt, xv, yv, digits_mlp, nn.functional.cross_entropy, 64, "scale+labels"
     )
 
 
@@ -64,20 +78,8 @@ def make_digits_cnn(seed: int) -> TaskData:
     xt, yt, xv, yv = _digits(seed)
     xt = xt.view(-1, 1, 8, 8)
     xv = xv.view(-1, 1, 8, 8)
-
-    def model() -> nn.Module:
-        return nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(8, 16, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(256, 10),
-        )
-
     return TaskData(
-        "digits_cnn", xt, yt, xv, yv, model, nn.functional.cross_entropy, 64, "scale+labels"
+        "digits_cnn", xt, yt, xv, yv, digits_cnn, nn.functional.cross_entropy, 64, "scale+labels"
     )
 
 

@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+from _lightning import FabricStandIn  # noqa: E402
 from baseline import baseline_verdict  # noqa: E402
 
 CLASSES = [
@@ -113,23 +114,6 @@ def guard_first_alarm(run: dict[str, Any], **thresholds: Any) -> tuple[int | Non
     return None, None
 
 
-class _Strategy:
-    root_device = "cpu"
-
-    def barrier(self) -> None:
-        return None
-
-    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002
-        return decision
-
-
-class _FabricStandIn:
-    """What Lightning's SpikeDetection touches on a Fabric, for one CPU process."""
-
-    strategy = _Strategy()
-    global_rank = 0
-
-
 def lightning_first_alarm(run: dict[str, Any], skip_file: str) -> int | None:
     """Replay the run through Lightning's own ``SpikeDetection`` (defaults: running mean of 10,
     rtol 2, non-finite = spike); the step of its first ``TrainingSpikeException``."""
@@ -137,7 +121,7 @@ def lightning_first_alarm(run: dict[str, Any], skip_file: str) -> int | None:
     from lightning.fabric.utilities.spike import SpikeDetection, TrainingSpikeException
 
     detector = SpikeDetection(exclude_batches_path=skip_file)
-    fabric = _FabricStandIn()
+    fabric = FabricStandIn()
     for step, loss in enumerate(run["train_loss"]):
         value = torch.tensor(math.nan if loss is None else loss)
         try:
