@@ -147,54 +147,29 @@ def bench_values(torch_steps: int, repeats: int, torch_repeats: int) -> list[dic
 
 
 def bench_step(steps: int, repeats: int, groups: int) -> dict[str, Any]:
-    def loop_ours() -> float:
+    def loop(make: Callable[[torch.optim.Optimizer], Any]) -> float:
         opt = _optimizer(groups)
-        sched = attach(opt, f"cosine({steps})")
+        sched = make(opt)
         _stepped(opt)
         start = time.perf_counter()
         for _ in range(steps):
             sched.step()
         return time.perf_counter() - start
 
-    def loop_torch() -> float:
-        opt = _optimizer(groups)
-        sched = tls.CosineAnnealingLR(opt, T_max=steps)
-        _stepped(opt)
-        start = time.perf_counter()
-        for _ in range(steps):
-            sched.step()
-        return time.perf_counter() - start
-
-    def loop_onecycle() -> float:
-        opt = _optimizer(groups)
-        sched = attach(opt, f"onecycle({steps + 1})")
-        _stepped(opt)
-        start = time.perf_counter()
-        for _ in range(steps):
-            sched.step()
-        return time.perf_counter() - start
-
-    def loop_torch_onecycle() -> float:
-        opt = _optimizer(groups)
-        sched = tls.OneCycleLR(
+    makers: dict[str, Callable[[torch.optim.Optimizer], Any]] = {
+        "lrkit attach(cosine).step": lambda opt: attach(opt, f"cosine({steps})"),
+        "torch CosineAnnealingLR.step": lambda opt: tls.CosineAnnealingLR(opt, T_max=steps),
+        "lrkit attach(onecycle).step (lr + momentum)": lambda opt: attach(
+            opt, f"onecycle({steps + 1})"
+        ),
+        "torch OneCycleLR.step (lr + momentum)": lambda opt: tls.OneCycleLR(
             opt, max_lr=[LR * (i + 1) for i in range(groups)], total_steps=steps + 1
-        )
-        _stepped(opt)
-        start = time.perf_counter()
-        for _ in range(steps):
-            sched.step()
-        return time.perf_counter() - start
-
-    loops = {
-        "lrkit attach(cosine).step": loop_ours,
-        "torch CosineAnnealingLR.step": loop_torch,
-        "lrkit attach(onecycle).step (lr + momentum)": loop_onecycle,
-        "torch OneCycleLR.step (lr + momentum)": loop_torch_onecycle,
+        ),
     }
-    samples: dict[str, list[float]] = {name: [] for name in loops}
+    samples: dict[str, list[float]] = {name: [] for name in makers}
     for _ in range(repeats):  # interleaved, so machine noise hits all loops alike
-        for name, loop in loops.items():
-            samples[name].append(loop() / steps)
+        for name, make in makers.items():
+            samples[name].append(loop(make) / steps)
     medians = {name: statistics.median(values) for name, values in samples.items()}
     ratio = medians["lrkit attach(cosine).step"] / medians["torch CosineAnnealingLR.step"]
     ratio_oc = (
