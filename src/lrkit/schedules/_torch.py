@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import Tensor
 from torch.optim import Optimizer
@@ -39,10 +39,8 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from lrkit._validate import check_int, check_real, fail
 from lrkit.schedules._base import Schedule
-
-if TYPE_CHECKING:
-    from lrkit.schedules._kinds import Plateau
-    from lrkit.schedules._plateau import PlateauTracker
+from lrkit.schedules._kinds import Plateau
+from lrkit.schedules._plateau import PlateauTracker
 
 __all__ = ["ScheduledLR", "attach"]
 
@@ -185,11 +183,10 @@ class ScheduledLR(LRScheduler):
         tracker = self._tracker_for(plateau)
         if not tracker.observe(value):
             return False
-        reduced = self._schedule.reduce_at(step)
         # torch's eps: a cut that changes no group's lr by more than eps is not applied (the
         # bookkeeping still resets, as in torch); this also skips cuts below min_scale.
-        drop = self._schedule._at(step) - reduced._at(step)
-        if not any(base * drop > plateau.eps for base in self._bases):
+        reduced = PlateauTracker.cut(self._schedule, step, self._bases)
+        if reduced is None:
             logger.debug("plateau: cut at step %d skipped (lr change <= eps)", step)
             return False
         self._schedule = reduced
@@ -248,9 +245,6 @@ class ScheduledLR(LRScheduler):
         if tracker_state is not None:
             if not isinstance(tracker_state, dict) or set(tracker_state) != {"of", "state"}:
                 fail("state_dict['plateau']", tracker_state, "None or {'of': spec, 'state': {...}}")
-            from lrkit.schedules._kinds import Plateau
-            from lrkit.schedules._plateau import PlateauTracker
-
             key = _as_schedule(tracker_state["of"])
             if not isinstance(key, Plateau):
                 fail("state_dict['plateau']['of']", tracker_state["of"], "a plateau(...) spec")
@@ -320,8 +314,6 @@ class ScheduledLR(LRScheduler):
 
     def _tracker_for(self, plateau: Plateau) -> PlateauTracker:
         """The tracker of ``plateau``: kept across its cuts, new for a different plateau piece."""
-        from lrkit.schedules._plateau import PlateauTracker
-
         key = replace(plateau, reductions=())
         if self._tracker is None or self._tracker_key != key:
             self._tracker = PlateauTracker(plateau)
