@@ -19,7 +19,7 @@ import typer
 from numpy.typing import NDArray
 from rich.table import Table
 
-from lrkit._validate import check_int, check_real, fail
+from lrkit._validate import check_int, fail
 from lrkit.cli._app import app, console
 from lrkit.schedules._base import Schedule
 from lrkit.schedules._points import key_points, warmup_steps
@@ -80,7 +80,7 @@ def _parse_lr(raw: str | None) -> float | None:
         fail("lr", raw, "a finite number >= 0")
     if not math.isfinite(value) or value < 0:
         fail("lr", raw, "a finite number >= 0")
-    return check_real("lr", value, minimum=0.0)
+    return value
 
 
 def _fmt(value: float) -> str:
