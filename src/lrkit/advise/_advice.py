@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,19 @@ def _key(name: str) -> str:
     return "_".join(name.strip().lower().replace("+", " ").replace("-", " ").split())
 
 
+def _normalize(
+    argument: str, name: object, aliases: Mapping[str, str], valid: Sequence[str], shown: str
+) -> str:
+    """The canonical name for ``name`` among ``valid`` (via ``aliases``), or a ValueError
+    naming ``argument`` and listing the valid names and the ``shown`` aliases."""
+    if isinstance(name, str):
+        key = _key(name)
+        key = aliases.get(key, key)
+        if key in valid:
+            return key
+    fail(argument, name, f"one of {', '.join(valid)} (or {shown})")
+
+
 def normalize_optimizer(name: object) -> str:
     """Canonical optimizer name for ``name`` (``"SGD+momentum"`` -> ``"sgd_momentum"``).
 
@@ -34,13 +48,9 @@ def normalize_optimizer(name: object) -> str:
         >>> normalize_optimizer("SGD-Momentum")
         'sgd_momentum'
     """
-    if isinstance(name, str):
-        key = _key(name)
-        key = T.OPTIMIZER_ALIASES.get(key, key)
-        if key in T.OPTIMIZERS:
-            return key
-    valid = ", ".join(T.OPTIMIZERS)
-    fail("optimizer", name, f"one of {valid} (or sgd+momentum, sgdm, nag)")
+    return _normalize(
+        "optimizer", name, T.OPTIMIZER_ALIASES, T.OPTIMIZERS, "sgd+momentum, sgdm, nag"
+    )
 
 
 def normalize_architecture(name: object) -> str:
@@ -52,13 +62,9 @@ def normalize_architecture(name: object) -> str:
         >>> normalize_architecture("LSTM")
         'rnn'
     """
-    if isinstance(name, str):
-        key = _key(name)
-        key = T.ARCHITECTURE_ALIASES.get(key, key)
-        if key in T.ARCHITECTURES:
-            return key
-    valid = ", ".join(T.ARCHITECTURES)
-    fail("architecture", name, f"one of {valid} (or lstm, gru, convnet)")
+    return _normalize(
+        "architecture", name, T.ARCHITECTURE_ALIASES, T.ARCHITECTURES, "lstm, gru, convnet"
+    )
 
 
 @dataclass(frozen=True)
