@@ -89,14 +89,11 @@ def plot_range_test(
             clip_on=False,
             label="non-finite loss",
         )
-    try:
-        suggestion = result.suggest(method, schedule=schedule)
-        span = result.suggest_range(schedule=schedule)
-    except ImportError:  # pragma: no cover - rules always ship with lrkit
-        suggestion, span = None, None
+    suggestion = result.suggest(method, schedule=schedule)
+    span = result.suggest_range(schedule=schedule)
     if span is not None:
         ax.axvspan(span[0], span[1], color="tab:green", alpha=0.12, label="suggested range")
-    if suggestion is not None and suggestion.lr is not None:
+    if suggestion.lr is not None:
         ax.axvline(suggestion.lr, color="tab:orange", ls="--", lw=1.5)
         y = None
         if suggestion.index is not None and 0 <= suggestion.index < len(smoothed):
@@ -112,7 +109,7 @@ def plot_range_test(
             )
         else:
             ax.plot([], [], "o", color="tab:orange", label=f"{method}: {suggestion.lr:.3g}")
-    elif suggestion is not None:
+    else:
         ax.plot([], [], " ", label=f"{method}: no clear answer")
     ax.set_xlabel("learning rate")
     ax.set_ylabel(what)

@@ -214,7 +214,7 @@ def _charlm(seq_len: int) -> Arrays:
 
 def load(name: str) -> Arrays:
     """Tensors of a built-in task's data set (cached per process; callers must not modify)."""
-    if name in ("digits", "digits_cnn"):
+    if name == "digits":
         return _digits()
     if name == "diabetes":
         return _diabetes()
