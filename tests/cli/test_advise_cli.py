@@ -58,4 +58,5 @@ def test_advise_bad_input_exit_2(argv: list[str], capsys: pytest.CaptureFixture[
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("lrkit: error:")
+    assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
