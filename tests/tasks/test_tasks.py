@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from lrkit._setup import Setup
-from lrkit.tasks import BatchLoader, Task, TrainResult, _data, evaluate, get_task, list_tasks, train
-from lrkit.tasks._data import load
+from lrkit.tasks import BatchLoader, Task, TrainResult, evaluate, get_task, list_tasks, train
+from lrkit.tasks._data import clear_caches, load
 
 NAMES = [t.name for t in list_tasks()]
 
@@ -38,13 +38,6 @@ def test_get_task_unknown_name_lists_valid_names() -> None:
         get_task("nope")
 
 
-def _clear_data_caches() -> None:
-    for value in vars(_data).values():
-        clear = getattr(value, "cache_clear", None)
-        if callable(clear):
-            clear()
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_data_loads_offline(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # load times are measured by benchmarks/tasks_load.py, not asserted here
@@ -55,7 +48,7 @@ def test_data_loads_offline(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    _clear_data_caches()  # a cold load: read from disk / generated again
+    clear_caches()  # a cold load: read from disk / generated again
     x_train, y_train, x_val, y_val = load(task.data or task.name)
     setup = task.setup(seed=1)
     assert len(x_train) == len(y_train) > len(x_val) == len(y_val) > 0

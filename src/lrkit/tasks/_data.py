@@ -20,7 +20,7 @@ from torch import Tensor
 from lrkit._optional import MissingExtraError, require
 from lrkit._validate import check_int
 
-__all__ = ["Arrays", "BatchLoader", "load"]
+__all__ = ["Arrays", "BatchLoader", "clear_caches", "load"]
 
 #: (x_train, y_train, x_val, y_val)
 Arrays = tuple[Tensor, Tensor, Tensor, Tensor]
@@ -103,7 +103,7 @@ def _tabular(x: np.ndarray, y: np.ndarray, n_val: int, *, regression: bool) -> A
 
 
 def _sklearn_datasets_dir() -> Path:
-    """scikit-learn's ``datasets`` folder, found without importing it (that takes ~2 s)."""
+    """scikit-learn's ``datasets`` folder, found without importing it (that takes over a second)."""
     spec = importlib.util.find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
         raise MissingExtraError("'sklearn' is needed for this feature: pip install 'lrkit[tasks]'")
@@ -227,3 +227,11 @@ def load(name: str) -> Arrays:
     if name == "charlm":
         return _charlm(64)
     raise KeyError(name)
+
+
+def clear_caches() -> None:
+    """Forget every data set loaded so far: the next :func:`load` reads or generates it again."""
+    for value in list(globals().values()):
+        clear = getattr(value, "cache_clear", None)
+        if callable(clear):
+            clear()
