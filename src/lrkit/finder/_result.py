@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lrkit._validate import check_choice, fail
+from lrkit.finder import _rules
+from lrkit.finder._rules import Suggestion
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-    from lrkit.finder._rules import Suggestion
 
 __all__ = ["RangeTest", "STOP_REASONS", "encode_floats", "decode_floats"]
 
@@ -119,7 +119,7 @@ class RangeTest:
         return len(self.lrs)
 
     def __repr__(self) -> str:
-        lr = self.suggestion if _rules_available() else None
+        lr = self.suggestion
         shown = f"{lr:.3g}" if lr is not None else "None"
         return (
             f"RangeTest(points={len(self)}, curve={self.curve!r}, "
@@ -143,9 +143,7 @@ class RangeTest:
         the optimizer the test ran with. ``Suggestion.lr`` is None, with the reason in
         ``Suggestion.reason``, when the curve has no usable descent.
         """
-        from lrkit.finder._rules import suggest
-
-        return suggest(
+        return _rules.suggest(
             self.lrs,
             self.losses,
             self.smoothed,
@@ -158,17 +156,13 @@ class RangeTest:
         self, *, schedule: str = "constant", optimizer: str | None = None
     ) -> dict[str, Suggestion]:
         """Every rule's suggestion, keyed by method name, the default rule first."""
-        from lrkit.finder._rules import METHODS
-
-        return {m: self.suggest(m, schedule=schedule, optimizer=optimizer) for m in METHODS}
+        return {m: self.suggest(m, schedule=schedule, optimizer=optimizer) for m in _rules.METHODS}
 
     def suggest_range(
         self, *, schedule: str = "constant", optimizer: str | None = None
     ) -> tuple[float, float] | None:
         """``(low, high)`` learning-rate bounds for cyclic / one-cycle schedules, or None."""
-        from lrkit.finder._rules import suggest_range
-
-        return suggest_range(
+        return _rules.suggest_range(
             self.lrs,
             self.losses,
             self.smoothed,
@@ -257,11 +251,3 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
-
-
-def _rules_available() -> bool:
-    try:
-        import lrkit.finder._rules  # noqa: F401
-    except ImportError:
-        return False
-    return True
