@@ -84,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("lrkit: interrupted", highlight=False)
         return 130
-    except (ValueError, FileNotFoundError, MissingExtraError) as exc:
+    except (ValueError, OSError, MissingExtraError) as exc:
+        # OSError: a path the user named cannot be read or written (missing, permission, full)
         if debug:
             raise
         err_console.print(f"lrkit: error: {_one_line(exc)}", highlight=False, markup=False)
