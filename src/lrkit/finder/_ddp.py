@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 __all__ = ["Agreement"]
 
@@ -20,8 +21,6 @@ class Agreement:
     """Average a scalar across ranks (a no-op outside ``torch.distributed``)."""
 
     def __init__(self, process_group: Any | None = None) -> None:
-        import torch.distributed as dist
-
         self.active = bool(dist.is_available() and dist.is_initialized())
         self.group = process_group
         self.world_size = dist.get_world_size(process_group) if self.active else 1
@@ -31,10 +30,8 @@ class Agreement:
         """Return ``(mean loss over ranks, any rank non-finite)``; one host sync."""
         if not self.active:
             value = float(loss.item())
-            return value, not _finite(value)
+            return value, not math.isfinite(value)
         local = loss.detach().float()
-        import torch.distributed as dist
-
         flag = (~torch.isfinite(local)).float()
         # replace a local non-finite loss by 0 in the sum; the flag carries the news
         packed = torch.stack([torch.where(flag > 0, torch.zeros_like(local), local), flag])
@@ -43,15 +40,3 @@ class Agreement:
         if bad > 0:
             return float("nan"), True
         return total / self.world_size, False
-
-    @property
-    def rank(self) -> int:
-        if not self.active:
-            return 0
-        import torch.distributed as dist
-
-        return int(dist.get_rank(self.group))
-
-
-def _finite(value: float) -> bool:
-    return math.isfinite(value)
