@@ -205,7 +205,7 @@ def take_snapshot(
     """
     tensors: list[torch.Tensor] = []
     slots: list[_TensorSlot] = []
-    seen: set[int] = set()
+    saved_at: dict[int, int] = {}  # id of a tensor already saved -> its index in tensors
     modes: list[tuple[torch.nn.Module, bool]] = []
     for module in model.modules():
         modes.append((module, module.training))
@@ -214,15 +214,11 @@ def take_snapshot(
                 if value is None:
                     slots.append(_TensorSlot(owner, key, None, -1))  # type: ignore[arg-type]
                     continue
-                slots.append(_TensorSlot(owner, key, value, len(tensors)))  # type: ignore[arg-type]
-                if id(value) in seen:
-                    # shared (tied) tensor: save once, but remember both slots
-                    slots[-1].index = next(
-                        s.index for s in slots[:-1] if s.original is value and s.index >= 0
-                    )
-                    continue
-                seen.add(id(value))
-                tensors.append(_cpu_copy(value))
+                if id(value) not in saved_at:  # a shared (tied) tensor is saved once
+                    saved_at[id(value)] = len(tensors)
+                    tensors.append(_cpu_copy(value))
+                index = saved_at[id(value)]
+                slots.append(_TensorSlot(owner, key, value, index))  # type: ignore[arg-type]
     grads: list[tuple[torch.nn.Parameter, int]] = []
     grad_seen: set[int] = set()
     all_params = [p for g in optimizer.param_groups for p in g["params"]] + list(model.parameters())
