@@ -287,6 +287,8 @@ def test_auto_range_is_a_decade_each_way_or_the_finder_range() -> None:
     [
         ("postgresql://me:s3cret@db:5432/hpo", "postgresql://me:***@db:5432/hpo"),
         ("postgresql+psycopg2://me:p%40ss@db/hpo", "postgresql+psycopg2://me:***@db/hpo"),
+        ("postgresql://me:pa@ss:word@db:5432/hpo", "postgresql://me:***@db:5432/hpo"),
+        ("postgresql://me:pa/ss@db", "postgresql://me:***@db"),
         ("postgresql://me@db/hpo", "postgresql://me@db/hpo"),
         ("postgresql://db/hpo?user=me&password=s3cret", "postgresql://db/hpo?user=me&password=***"),
         ("sqlite:///study.db", "sqlite:///study.db"),

@@ -44,8 +44,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_SQLITE = "lrkit-tune.db"
 DEFAULT_JOURNAL = "lrkit-tune.journal"
 
+# the password runs to the last "@" before the host (a password with an unencoded "@" is
+# masked whole, not up to its first "@")
 _USERINFO = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>\S*?)@"
+    r"(?=[^@\s/?#]*(?:[/?#'\"\s]|$))"
 )
 _QUERY_PW = re.compile(r"(?P<key>[?&]password=)(?P<pw>[^&\s]*)", re.IGNORECASE)
 
