@@ -314,6 +314,17 @@ def test_unreachable_storage_is_a_clear_error_without_the_password(
     assert "TopSecret99" not in str(info.value)
 
 
+def test_a_password_with_an_unencoded_at_sign_is_refused_unprinted() -> None:
+    url = "postgresql://tuner:Top@Secret:99@127.0.0.1:1/nowhere"
+    with pytest.raises(ValueError) as info:
+        tune(bowl, n_trials=1, storage=url, study_name="x")
+    message = str(info.value)
+    assert message == (
+        "storage must be a URL with each '@' of its password as %40, "
+        "but got storage='postgresql://tuner:***@127.0.0.1:1/nowhere'"
+    )
+
+
 def test_postgres_study_runs_and_masks_its_url(postgres_url: str, study_name: str) -> None:
     result = tune(
         bowl, n_trials=4, strategy="random", seed=0, storage=postgres_url, study_name=study_name

@@ -156,6 +156,10 @@ def resolve_storage(
             if scheme.startswith("sqlite"):
                 spec = StorageSpec("sqlite", url)
             elif scheme.startswith(("postgresql", "mysql")):
+                if url.partition("://")[2].partition("/")[0].count("@") > 1:
+                    # the driver would split the password at its first "@" and quote the rest
+                    # back in its error message: refuse it before any connection attempt
+                    fail("storage", mask_url(text), "a URL with each '@' of its password as %40")
                 spec = StorageSpec(
                     "rdb",
                     url,
