@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,8 @@ import torch
 
 from lrkit._setup import Setup, as_setup
 from lrkit._validate import check_int, check_real, fail
+from lrkit.finder._batches import batch_loss as _model_batch_loss
+from lrkit.finder._batches import move_to
 
 if TYPE_CHECKING:
     from lrkit.schedules import Schedule
@@ -59,22 +61,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def batch_loss(setup: Setup, batch: Any) -> torch.Tensor:
-    """Scalar loss of one batch: ``step_fn``, else ``.loss`` of a dict batch, else ``loss_fn``."""
-    if setup.step_fn is not None:
-        return setup.step_fn(setup.model, batch)
-    if isinstance(batch, Mapping):
-        out = setup.model(**batch)
-        loss = getattr(out, "loss", None)
-        if loss is None and isinstance(out, Mapping):
-            loss = out.get("loss")
-        if not isinstance(loss, torch.Tensor):
-            fail("batch", type(batch).__name__, "a batch whose model output has .loss")
-        return loss
-    if setup.loss_fn is None:
-        fail("loss_fn", None, "a loss function for (inputs, targets) batches")
-    inputs, targets = batch
-    result: torch.Tensor = setup.loss_fn(setup.model(inputs), targets)
-    return result
+    """Scalar loss of one batch, read exactly as the range test reads it: ``step_fn``, else
+    ``.loss`` of a dict batch, else ``loss_fn(model(*inputs), targets)``."""
+    return _model_batch_loss(setup.model, batch, setup.loss_fn, setup.step_fn)
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -88,8 +77,6 @@ def _to(batch: Any, device: torch.device) -> Any:
     """``batch`` with its tensors on ``device`` (unchanged on CPU: loaders yield CPU tensors)."""
     if device.type == "cpu":
         return batch
-    from lrkit.finder._batches import move_to
-
     return move_to(batch, device)
 
 
