@@ -10,12 +10,20 @@ Supported batch shapes:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
 
-__all__ = ["BatchCycler", "batch_loss", "move_to"]
+__all__ = ["BatchCycler", "batch_loss", "model_device", "move_to"]
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's first parameter (or buffer) lives; CPU for a model without any."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def move_to(batch: Any, device: torch.device) -> Any:

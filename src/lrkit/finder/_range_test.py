@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from lrkit._validate import check_choice, check_int, check_real, fail
-from lrkit.finder._batches import BatchCycler, batch_loss, move_to
+from lrkit.finder._batches import BatchCycler, batch_loss, model_device, move_to
 from lrkit.finder._ddp import Agreement
 from lrkit.finder._result import RangeTest
 from lrkit.finder._snapshot import take_snapshot
@@ -73,12 +73,6 @@ def _set_lr(group: dict[str, Any], value: float) -> None:
         current.fill_(value)
     else:
         group["lr"] = value
-
-
-def _model_device(model: torch.nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def _validate(
@@ -223,7 +217,7 @@ def find_lr(
     )
     if not callable(progress) and not isinstance(progress, bool):
         fail("progress", progress, "True, False or a callable f(step, num_steps, loss)")
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = torch.device(device) if device is not None else model_device(model)
     if amp == "fp16" and dev.type != "cuda":
         fail("amp", amp, "None or 'bf16' on a CPU model ('fp16' needs CUDA)")
     settings: dict[str, Any] = {

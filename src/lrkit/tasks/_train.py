@@ -17,6 +17,7 @@ import torch
 from lrkit._setup import Setup, as_setup
 from lrkit._validate import check_int, check_real, fail
 from lrkit.finder._batches import batch_loss as _model_batch_loss
+from lrkit.finder._batches import model_device as _device
 from lrkit.finder._batches import move_to
 
 if TYPE_CHECKING:
@@ -64,13 +65,6 @@ def batch_loss(setup: Setup, batch: Any) -> torch.Tensor:
     """Scalar loss of one batch, read exactly as the range test reads it: ``step_fn``, else
     ``.loss`` of a dict batch, else ``loss_fn(model(*inputs), targets)``."""
     return _model_batch_loss(setup.model, batch, setup.loss_fn, setup.step_fn)
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    """Where the model's first parameter (or buffer) lives; CPU for a model without any."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _to(batch: Any, device: torch.device) -> Any:
