@@ -130,6 +130,16 @@ def test_bad_input_is_one_line_and_exit_2(
     assert err.startswith("lrkit: error:") and message in err and "\n" not in err
 
 
+def test_a_missing_plot_directory_stops_before_any_trial(
+    target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["tune", "objectives.py:objective", "--trials", "3", "--storage", "s.db"]
+    assert main([*argv, "--plot", "no-such-dir/tune.png"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lrkit: error: --plot directory 'no-such-dir' does not exist"
+    assert not (target.parent / "s.db").exists()  # no study was created, no trial ran
+
+
 def test_unreachable_postgres_masks_the_password(
     target: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

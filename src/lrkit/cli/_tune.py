@@ -134,8 +134,6 @@ def _save_plot(result: TuneResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not path.parent.exists():
-        raise UserError(f"--plot directory {str(path.parent)!r} does not exist")
     axes = result.plot()
     fig = axes[0].get_figure(root=True)
     assert fig is not None
@@ -257,6 +255,8 @@ def tune_command(
     if not logging.getLogger().isEnabledFor(logging.INFO):
         # lrkit reports trials itself (progress bar, table, failure reasons)
         optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if plot is not None and not plot.parent.exists():  # checked before any trial runs
+        raise UserError(f"--plot directory {str(plot.parent)!r} does not exist")
     if show:
         if target is not None or task is not None:
             raise UserError("--show prints an existing study: give --storage and --study only")
