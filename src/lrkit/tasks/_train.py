@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +16,9 @@ import torch
 
 from lrkit._setup import Setup, as_setup
 from lrkit._validate import check_int, check_real, fail
+from lrkit.finder._batches import BatchCycler, move_to
 from lrkit.finder._batches import batch_loss as _model_batch_loss
 from lrkit.finder._batches import model_device as _device
-from lrkit.finder._batches import move_to
 
 if TYPE_CHECKING:
     from lrkit.schedules import Schedule
@@ -106,16 +106,6 @@ def evaluate(setup: Setup, loader: Iterable[Any] | None = None) -> float:
     return total / count
 
 
-def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch
-        if empty:
-            fail("train_loader", loader, "a non-empty loader")
-
-
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set the first group's lr to ``lr`` and scale the others by the same factor."""
     groups = optimizer.param_groups
@@ -190,7 +180,7 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.train()
-        batches = _cycle(setup.train_loader)
+        batches = BatchCycler(setup.train_loader, "train_loader")
         device = _device(model)  # batches go where the model is, as in the range test
         for step in range(n_steps):
             batch = _to(next(batches), device)
