@@ -86,6 +86,8 @@ def test_auto_bad_input_one_line_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not even the empty line of a progress display
+    err = captured.err.strip()
     assert err.startswith("lrkit: error:") and message in err
     assert len(err.splitlines()) == 1

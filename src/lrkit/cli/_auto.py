@@ -108,10 +108,12 @@ def auto_command(
 
     def on_progress(stage: str, done: int, total: int) -> None:
         if stage not in bars:
+            if not bars:  # started by the first stage: bad input prints no empty bar display
+                progress.start()
             bars[stage] = progress.add_task(stage, total=total)
         progress.update(bars[stage], completed=done, total=total)
 
-    with progress:
+    try:
         result = auto(
             setup,
             task=task,
@@ -128,6 +130,9 @@ def auto_command(
             out=out,
             progress=on_progress,
         )
+    finally:
+        if bars:
+            progress.stop()
     if as_json:
         console.print_json(json.dumps(result.to_dict(), default=str))
         return
