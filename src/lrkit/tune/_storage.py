@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from lrkit._optional import require
 from lrkit._validate import fail
@@ -75,8 +76,6 @@ def scrub(text: str, url: str) -> str:
     for password in _passwords(url):
         result = result.replace(password, "***")
         # drivers sometimes quote or percent-decode the password
-        from urllib.parse import unquote
-
         decoded = unquote(password)
         if decoded != password:
             result = result.replace(decoded, "***")

@@ -39,7 +39,13 @@ from lrkit._optional import require
 from lrkit._validate import check_choice, check_int, check_real, fail
 from lrkit.tune._result import TrialRecord, TuneResult, records_from_trials
 from lrkit.tune._space import Param, default_space, grid_values, parse_space, space_to_dict
-from lrkit.tune._storage import StorageSpec, close_storage, open_storage, resolve_storage
+from lrkit.tune._storage import (
+    StorageSpec,
+    close_storage,
+    open_storage,
+    resolve_storage,
+    scrub,
+)
 
 __all__ = ["EARLY_STOPPING", "STRATEGIES", "Report", "auto_range", "load_result", "suggest", "tune"]
 
@@ -416,8 +422,6 @@ def _open_study(config: _WorkerConfig, storage: Any) -> Any:
             load_if_exists=True,
         )
     except Exception as exc:
-        from lrkit.tune._storage import scrub
-
         raise ValueError(
             f"cannot open study {config.study_name!r} in {config.storage.display!r}: "
             f"{type(exc).__name__}: {scrub(str(exc), config.storage.target)}"
