@@ -20,7 +20,7 @@ from lrkit._version import __version__
 
 __all__ = ["app", "main", "run", "console", "err_console", "UserError"]
 
-console = Console()
+console = Console(soft_wrap=True)  # paths and one-line messages are never broken
 err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
