@@ -19,28 +19,16 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from lrkit.advise import fmt_lr
-from lrkit.cli._app import UserError, app, console
+from lrkit.cli._app import app, console
 
 __all__ = ["auto_command"]
 
 
 def _load(target: str | None, task: str | None) -> Any:
-    if task is not None and target is None:
-        return None
-    if target is None or task is not None:
-        raise UserError(
-            "give exactly one of TARGET ('module:function' or 'file.py:function') and --task NAME"
-            f", but got TARGET={target!r} and --task={task!r}"
-        )
-    from lrkit._setup import as_setup
-    from lrkit.cli._target import load_target
+    from lrkit.cli._target import exactly_one, setup_from_target
 
-    factory = load_target(target)
-    try:
-        value = factory()
-    except Exception as exc:
-        raise UserError(f"calling TARGET {target!r} failed: {type(exc).__name__}: {exc}") from exc
-    return as_setup(value, source=f"TARGET {target!r}")
+    exactly_one(target, task)
+    return None if target is None else setup_from_target(target)
 
 
 @app.command("auto")

@@ -18,34 +18,23 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lrkit._setup import Setup, as_setup
+from lrkit._setup import Setup
 from lrkit._validate import fail
 from lrkit.cli._app import app, console, err_console
-from lrkit.cli._target import load_target
+from lrkit.cli._target import exactly_one, setup_from_target
 
 __all__ = ["find_command", "load_setup", "render_result"]
 
 
 def load_setup(target: str | None, task: str | None, seed: int) -> tuple[Setup, str]:
     """The setup named by TARGET or ``--task`` (exactly one of them), and a title for it."""
-    if (target is None) == (task is None):
-        raise ValueError(
-            "give exactly one of TARGET (module:function or file.py:function) or --task NAME, "
-            f"but got TARGET={target!r} and --task={task!r}"
-        )
+    exactly_one(target, task)
     if task is not None:
         from lrkit.tasks import get_task
 
         return get_task(task).setup(seed=seed), f"task {task!r}"
     assert target is not None
-    factory = load_target(target)
-    try:
-        made = factory()
-    except (ValueError, FileNotFoundError):
-        raise
-    except Exception as exc:
-        raise ValueError(f"calling TARGET {target!r} failed: {type(exc).__name__}: {exc}") from exc
-    return as_setup(made, source=f"TARGET {target!r}"), target
+    return setup_from_target(target), target
 
 
 def _fmt(lr: float | None) -> str:

@@ -1,4 +1,4 @@
-"""Resolve a TARGET (``module:function`` or ``path/to/file.py:function``) to a callable."""
+"""Resolve a TARGET (``module:function`` or ``path/to/file.py:function``) to a callable or setup."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_target"]
+from lrkit._setup import Setup, as_setup
+
+__all__ = ["exactly_one", "load_target", "setup_from_target"]
 
 
 def load_target(target: str) -> Callable[..., Any]:
@@ -56,3 +58,24 @@ def load_target(target: str) -> Callable[..., Any]:
     if not callable(func):
         raise ValueError(f"TARGET {target!r} is not callable (got {type(func).__name__})")
     return func  # type: ignore[no-any-return]
+
+
+def exactly_one(target: str | None, task: str | None) -> None:
+    """TARGET and ``--task`` are alternatives: raise ValueError unless exactly one is given."""
+    if (target is None) == (task is None):
+        raise ValueError(
+            "give exactly one of TARGET ('module:function' or 'file.py:function') or --task NAME"
+            f", but got TARGET={target!r} and --task={task!r}"
+        )
+
+
+def setup_from_target(target: str) -> Setup:
+    """Call the function named by ``target`` and check that it returned a training setup."""
+    factory = load_target(target)
+    try:
+        made = factory()
+    except ValueError:
+        raise  # the user's own message about their setup
+    except Exception as exc:
+        raise ValueError(f"calling TARGET {target!r} failed: {type(exc).__name__}: {exc}") from exc
+    return as_setup(made, source=f"TARGET {target!r}")
