@@ -20,7 +20,7 @@ $(VENV)/.dev-installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -e ".[dev]"
 	touch $@ $(VENV)/.demo-installed
 
-# the main job on the built-in digits task (offline, ~15 s on 2 cores): advise -> range test
+# the main job on the built-in digits task (offline): advise -> range test
 # -> schedule -> guarded check run -> diagnosis -> report in demo-report/ (HTML + markdown)
 DEMO_TASK  := digits
 DEMO_STEPS := 600
