@@ -625,9 +625,9 @@ def tune(
             the space and the strategy, so re-running the same search resumes it).
         seed: makes a one-worker search reproducible.
         timeout: stop starting new trials after this many seconds.
-        workers: local worker processes (each opens the storage itself). ``workers > 1`` runs
-            the objective in new processes (``start_method``, default "spawn"): it must be
-            importable by name (a module-level function).
+        workers: local workers (each opens the storage itself): this process and
+            ``workers - 1`` new processes (``start_method``, default "spawn"), so the
+            objective must be importable by name (a module-level function).
         max_steps: the steps of a full trial, if known (sizes the early-stopping rungs).
         setup: a :class:`lrkit.Setup` or a built-in task, for ``space="auto"``.
         grid_per_decade: grid points per decade of a log range (strategy "grid").
@@ -635,7 +635,9 @@ def tune(
             worker sent no heartbeat for ``grace_period`` seconds (default twice the interval)
             is failed and queued again, at most ``max_retry`` times.
         threads_per_worker: torch threads in each worker process (default: cores // workers).
-        on_trial: called with each finished trial's record (in this process).
+        on_trial: called with each finished trial's record (in this process; with
+            ``workers > 1`` the other workers' trials are reported when this process's
+            current trial ends).
 
     Returns:
         The :class:`TuneResult` of the whole study (all its trials, including earlier runs).
@@ -757,6 +759,22 @@ def tune(
         return _result(study, spec, config)
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """This process's torch threads set to ``threads`` for the block (when torch is loaded:
+    the objective may not use it), restored afterwards."""
+    torch = sys.modules.get("torch")
+    if threads is None or torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _run_workers(
     config: _WorkerConfig,
     storage: Any,
@@ -786,7 +804,8 @@ def _run_workers(
     }
     context = multiprocessing.get_context(start_method)
     processes = []
-    for index in range(workers):
+    # worker 0 is this process (it needs no start-up); the others are new processes
+    for index in range(1, workers):
         worker_config = _WorkerConfig(
             **{
                 **config.__dict__,
@@ -801,20 +820,30 @@ def _run_workers(
         )
         process.start()
         processes.append(process)
+
+    def report_finished() -> None:
+        if on_trial is None:
+            return
+        for record in records_from_trials(study.get_trials(deepcopy=False)):
+            if record.state in ("complete", "pruned", "failed") and record.number not in seen:
+                seen.add(record.number)
+                on_trial(record)
+
+    def on_own_trial(record: TrialRecord) -> None:
+        # this process's trials, then whatever the other workers finished meanwhile
+        if on_trial is not None and record.number not in seen:
+            seen.add(record.number)
+            on_trial(record)
+        report_finished()
+
+    own = _WorkerConfig(**{**config.__dict__, "threads": threads, "enqueue": []})
     try:
-        while True:
-            alive = [p for p in processes if p.is_alive()]
-            if on_trial is not None:
-                for record in records_from_trials(study.get_trials(deepcopy=False)):
-                    if (
-                        record.state in ("complete", "pruned", "failed")
-                        and record.number not in seen
-                    ):
-                        seen.add(record.number)
-                        on_trial(record)
-            if not alive:
-                break
+        with _torch_threads(threads):
+            _run_worker(own, storage, on_own_trial)
+        while any(p.is_alive() for p in processes):
+            report_finished()
             time.sleep(0.25)
+        report_finished()
     except BaseException:
         for p in processes:
             if p.is_alive():
@@ -825,6 +854,14 @@ def _run_workers(
             p.join(timeout=5)
     failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
     finished, _, _ = _progress(study)
+    if failed:
+        logger.warning(
+            "%d of %d worker processes exited with an error (exit codes %s); this process "
+            "ran the remaining trials",
+            len(failed),
+            workers,
+            failed,
+        )
     if failed and finished < config.n_trials:
         raise RuntimeError(
             f"{len(failed)} of {workers} worker processes exited with an error "
