@@ -233,11 +233,17 @@ def run_grid(task: Task, cache: RunCache, *, allow_train: bool = True) -> dict[s
     return out
 
 
-def range_curves(task: Task, seeds: list[int], *, allow_run: bool = True) -> dict[str, Any]:
-    """Range-test curves (lrkit.finder.find_lr with its defaults) per seed, cached."""
+def range_curves(
+    task: Task, seeds: list[int], *, allow_run: bool = True, val: bool = False
+) -> dict[str, Any]:
+    """Range-test curves (lrkit.finder.find_lr with its defaults) per seed, cached.
+
+    ``val=True``: validation-loss mode (the task's validation loader, 2 batches after every
+    step); the recorded losses are then validation losses.
+    """
     from lrkit.finder import find_lr
 
-    path = CACHE / f"curves_{task.name}.json"
+    path = CACHE / f"curves_{'val_' if val else ''}{task.name}.json"
     data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     changed = False
     for seed in seeds:
@@ -247,7 +253,13 @@ def range_curves(task: Task, seeds: list[int], *, allow_run: bool = True) -> dic
             raise KeyError(f"range-test curve {task.name}/seed={seed} not cached")
         setup = task.setup(seed=seed)
         start = time.perf_counter()
-        test = find_lr(setup.model, setup.optimizer, setup.loss_fn, setup.train_loader)
+        test = find_lr(
+            setup.model,
+            setup.optimizer,
+            setup.loss_fn,
+            setup.train_loader,
+            val_loader=setup.val_loader if val else None,
+        )
         seconds = time.perf_counter() - start
         data[str(seed)] = {
             "lrs": [float(f"{v:.6g}") for v in test.lrs],
