@@ -1,15 +1,16 @@
 """Trials per minute with 2 local worker processes against 1, on the same task and study setup.
 
     nice -n 5 python benchmarks/tune/workers_throughput.py [--tasks digits_cnn digits]
-        [--trials 32] [--repeats 3] [--wait-load 1.0]
+        [--trials 32] [--repeats 3] [--wait-load 1.0] [--out results/tune_workers.json]
 
 Every run is a fresh journal-file study (the storage ``workers > 1`` uses) of ``--trials``
 trials of a built-in task at its full budget (digits_cnn: about 0.8 s per trial on one thread,
 digits: about 0.3 s, where per-trial storage overhead weighs more), random search with a
 fixed seed, no early stopping, one torch thread per worker. The 1-worker run trains in this
 process (as
-``lrkit tune --workers 1`` does); the 2-worker run starts two worker processes, and its wall
-time includes starting them (importing torch, lrkit and Optuna). Two figures per run:
+``lrkit tune --workers 1`` does); the 2-worker run trains in this process too and starts one
+more worker process (as ``tune(workers=2)`` does), and its wall time includes starting it
+(importing torch, lrkit and Optuna). Two figures per run:
 ``trials_per_minute`` from wall time, and ``steady_trials_per_minute`` from the first trial's
 start to the last trial's end (without process start-up).
 
@@ -109,6 +110,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--trials", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--wait-load", type=float, default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -151,9 +153,9 @@ def main(argv: list[str]) -> None:
             f"steady state {steady['speedup_median_of_ratios']:.2f}x",
             flush=True,
         )
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(out, indent=1))
-    print(f"wrote {RESULTS}")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
