@@ -155,12 +155,31 @@ def objective_sleepy(params: dict[str, float], report: object) -> float:
     return (math.log10(params["lr"]) + 2.0) ** 2
 
 
+def objective_both_workers(params: dict[str, float], report: object) -> float:
+    """Module level, for ``workers=2``. In the calling process (pid in LRKIT_TEST_PARENT) a trial
+    first waits until the other worker has started one (it touches LRKIT_TEST_MARKER), so both
+    workers run trials however slowly the new process starts on a busy machine."""
+    marker = Path(os.environ["LRKIT_TEST_MARKER"])
+    if os.getpid() == int(os.environ["LRKIT_TEST_PARENT"]):
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:
+        marker.touch()
+    time.sleep(0.05)
+    return (math.log10(params["lr"]) + 2.0) ** 2
+
+
 @pytest.mark.slow
-def test_workers_2_share_one_journal_study(study_name: str, tmp_path: Path) -> None:
+def test_workers_2_share_one_journal_study(
+    study_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     storage = str(tmp_path / "w.journal")
+    monkeypatch.setenv("LRKIT_TEST_MARKER", str(tmp_path / "child-started"))
+    monkeypatch.setenv("LRKIT_TEST_PARENT", str(os.getpid()))
     seen: list[int] = []
     result = tune(
-        objective_sleepy,
+        objective_both_workers,
         n_trials=10,
         strategy="random",
         seed=0,
