@@ -227,7 +227,9 @@ def tune_command(
     study: Annotated[
         str | None, typer.Option("--study", help="Study name to create, resume or --show.")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Local worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Local workers: this process and N-1 new ones.")
+    ] = 1,
     seed: Annotated[int | None, typer.Option("--seed", help="Sampler (and task) seed.")] = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Stop starting trials after SECONDS.")
