@@ -149,8 +149,7 @@ def test_journal_workers_recover_a_killed_local_worker(study_name: str, tmp_path
 
 
 def objective_sleepy(params: dict[str, float], report: object) -> float:
-    """Module level, so ``workers=2`` can run it in spawned processes. Slow enough (10 trials
-    take 2.5 s of one worker) that the second worker's later start cannot leave it no trial."""
+    """Module level, so ``workers=2`` can run it in a spawned process."""
     time.sleep(0.25)
     return (math.log10(params["lr"]) + 2.0) ** 2
 
@@ -227,3 +226,39 @@ def test_workers_need_a_picklable_objective(tmp_path: Path) -> None:
 def test_workers_refuse_sqlite(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not safe for 2 concurrent"):
         tune(objective_sleepy, n_trials=2, storage=str(tmp_path / "x.db"), workers=2)
+
+
+def test_a_worker_trains_with_its_thread_count_and_restores_it() -> None:
+    import torch
+
+    from lrkit.tune._space import parse_space
+    from lrkit.tune._storage import StorageSpec
+    from lrkit.tune._tune import _Objective, _objective_style, _run_worker, _WorkerConfig
+
+    def threads_seen(params: dict[str, float], report: object) -> float:
+        return float(torch.get_num_threads())
+
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)  # so that a worker at 1 thread is visible
+    config = _WorkerConfig(
+        objective=_Objective(threads_seen, _objective_style(threads_seen), parse_space(None)),
+        strategy="random",
+        early_stopping="none",
+        storage=StorageSpec("memory", ""),
+        study_name="threads",
+        n_trials=2,
+        seed=0,
+        timeout=None,
+        max_steps=None,
+        grid_per_decade=3,
+        threads=1,
+    )
+    storage = optuna.storages.InMemoryStorage()
+    try:
+        _run_worker(config, storage)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(original)
+    values = [t.value for t in optuna.load_study(study_name="threads", storage=storage).trials]
+    assert values == [1.0, 1.0]
+    assert after == 2

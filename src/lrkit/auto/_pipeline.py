@@ -16,13 +16,12 @@ Each stage is a public lrkit function; this module only chains them and keeps wh
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 
 from lrkit._setup import Setup, as_setup
+from lrkit._threads import torch_threads
 from lrkit._validate import check_int, fail
 from lrkit.advise import Advice, advise, fmt_lr
 from lrkit.advise._advice import normalize_architecture, normalize_optimizer
@@ -450,7 +450,7 @@ def auto(
     # the built-in tasks are tiny: one thread is several times faster than two on a busy
     # 2-core machine (threads fight over the cores); a user's setup keeps its own setting
     threads = _TASK_THREADS if task_obj is not None else None
-    with _torch_threads(threads):
+    with torch_threads(threads):
         if progress is not None:
             progress("range test", 0, range_steps)
         range_test = find_lr(
@@ -531,7 +531,7 @@ def auto(
         result.train_steps = train_steps
         result.train_schedule = train_spec
         t0 = time.perf_counter()
-        with _torch_threads(threads):
+        with torch_threads(threads):
             _check_run(result, setup, task_obj, train_spec, train_steps, eval_every, seed, progress)
         timings["training"] = time.perf_counter() - t0
 
@@ -548,20 +548,6 @@ def auto(
             progress("report", 1, 1)
         timings["report"] = time.perf_counter() - t0
     return result
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(threads)``; restore the count afterwards."""
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _stage_callback(progress: Progress, stage: str, total: int) -> Callable[..., None]:

@@ -36,6 +36,7 @@ from numbers import Real
 from typing import Any
 
 from lrkit._optional import require
+from lrkit._threads import torch_threads
 from lrkit._validate import check_choice, check_int, check_real, fail
 from lrkit.tune._result import TrialRecord, TuneResult, records_from_trials
 from lrkit.tune._space import Param, default_space, grid_values, parse_space, space_to_dict
@@ -442,15 +443,21 @@ def _run_worker(
     on_trial: Callable[[TrialRecord], None] | None = None,
 ) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (or the timeout)."""
-    optuna = require("optuna", "tune")
     study = _open_study(config, storage)
-    start = time.monotonic()
-    grid = config.strategy == "grid"
 
     def callback(study: Any, trial: Any) -> None:
         if on_trial is not None:
             on_trial(records_from_trials([trial])[0])
 
+    with torch_threads(config.threads):
+        _trial_loop(config, study, callback)
+
+
+def _trial_loop(config: _WorkerConfig, study: Any, callback: Callable[[Any, Any], None]) -> None:
+    """The body of :func:`_run_worker`: one trial at a time until nothing is left to run."""
+    optuna = require("optuna", "tune")
+    start = time.monotonic()
+    grid = config.strategy == "grid"
     while True:
         if config.timeout is not None and time.monotonic() - start >= config.timeout:
             logger.info("timeout of %.0f s reached", config.timeout)
@@ -481,10 +488,8 @@ def _run_worker(
 
 def _worker_main(config: _WorkerConfig) -> None:
     """Entry point of a local worker process."""
-    if config.threads is not None:
+    if config.threads is not None:  # for a torch imported later (_run_worker sets a loaded one)
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(config.threads)
-        if "torch" in sys.modules:  # the objective's module imported it already
-            sys.modules["torch"].set_num_threads(config.threads)
     logging.basicConfig(level=logging.WARNING)
     require("optuna", "tune").logging.set_verbosity(logging.WARNING)
     storage = open_storage(config.storage)
@@ -759,22 +764,6 @@ def tune(
         return _result(study, spec, config)
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """This process's torch threads set to ``threads`` for the block (when torch is loaded:
-    the objective may not use it), restored afterwards."""
-    torch = sys.modules.get("torch")
-    if threads is None or torch is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _run_workers(
     config: _WorkerConfig,
     storage: Any,
@@ -821,7 +810,9 @@ def _run_workers(
         process.start()
         processes.append(process)
 
-    def report_finished() -> None:
+    def report_finished(_record: TrialRecord | None = None) -> None:
+        """on_trial for every trial finished since the last call, by any worker (called
+        after each of this process's trials: its own is among them)."""
         if on_trial is None:
             return
         for record in records_from_trials(study.get_trials(deepcopy=False)):
@@ -829,17 +820,9 @@ def _run_workers(
                 seen.add(record.number)
                 on_trial(record)
 
-    def on_own_trial(record: TrialRecord) -> None:
-        # this process's trials, then whatever the other workers finished meanwhile
-        if on_trial is not None and record.number not in seen:
-            seen.add(record.number)
-            on_trial(record)
-        report_finished()
-
     own = _WorkerConfig(**{**config.__dict__, "threads": threads, "enqueue": []})
     try:
-        with _torch_threads(threads):
-            _run_worker(own, storage, on_own_trial)
+        _run_worker(own, storage, report_finished)
         while any(p.is_alive() for p in processes):
             report_finished()
             time.sleep(0.25)
@@ -853,22 +836,24 @@ def _run_workers(
         for p in processes:
             p.join(timeout=5)
     failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
+    if not failed:
+        return
     finished, _, _ = _progress(study)
-    if failed:
+    if finished >= config.n_trials:
         logger.warning(
             "%d of %d worker processes exited with an error (exit codes %s); this process "
             "ran the remaining trials",
             len(failed),
-            workers,
+            workers - 1,
             failed,
         )
-    if failed and finished < config.n_trials:
-        raise RuntimeError(
-            f"{len(failed)} of {workers} worker processes exited with an error "
-            f"(exit codes {failed}); the study has {finished} of {config.n_trials} trials "
-            "(their errors are printed above; a script that calls tune(workers > 1) needs "
-            "its code under `if __name__ == '__main__':`, as worker processes import it)"
-        )
+        return
+    raise RuntimeError(
+        f"{len(failed)} of {workers - 1} worker processes exited with an error "
+        f"(exit codes {failed}); the study has {finished} of {config.n_trials} trials "
+        "(their errors are printed above; a script that calls tune(workers > 1) needs "
+        "its code under `if __name__ == '__main__':`, as worker processes import it)"
+    )
 
 
 def _result(study: Any, spec: StorageSpec, config: _WorkerConfig | None) -> TuneResult:
