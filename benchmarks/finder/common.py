@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,23 @@ def run_grid(task: Task, cache: RunCache, *, allow_train: bool = True) -> dict[s
     return out
 
 
+def fill_cache(
+    path: Path, keys: list[str], compute: Callable[[str], Any], *, allow: bool, what: str
+) -> dict[str, Any]:
+    """The JSON mapping at ``path`` with ``compute(key)`` added for every missing key (saved
+    once at the end); KeyError naming ``what`` when one is missing and ``allow`` is False."""
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [k for k in keys if k not in data]
+    if missing and not allow:
+        raise KeyError(f"{what} {missing[0]} not cached ({path.name})")
+    for key in missing:
+        data[key] = compute(key)
+    if missing:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+    return data
+
+
 def range_curves(
     task: Task, seeds: list[int], *, allow_run: bool = True, val: bool = False
 ) -> dict[str, Any]:
@@ -243,15 +261,8 @@ def range_curves(
     """
     from lrkit.finder import find_lr
 
-    path = CACHE / f"curves_{'val_' if val else ''}{task.name}.json"
-    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-    changed = False
-    for seed in seeds:
-        if str(seed) in data:
-            continue
-        if not allow_run:
-            raise KeyError(f"range-test curve {task.name}/seed={seed} not cached")
-        setup = task.setup(seed=seed)
+    def run(seed: str) -> dict[str, Any]:
+        setup = task.setup(seed=int(seed))
         start = time.perf_counter()
         test = find_lr(
             setup.model,
@@ -260,18 +271,16 @@ def range_curves(
             setup.train_loader,
             val_loader=setup.val_loader if val else None,
         )
-        seconds = time.perf_counter() - start
-        data[str(seed)] = {
+        return {
             "lrs": [float(f"{v:.6g}") for v in test.lrs],
             "losses": [float(f"{v:.6g}") if math.isfinite(v) else str(v) for v in test.losses],
             "stop_reason": test.stop_reason,
-            "seconds": round(seconds, 3),
+            "seconds": round(time.perf_counter() - start, 3),
         }
-        changed = True
-    if changed:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
-    return data
+
+    path = CACHE / f"curves_{'val_' if val else ''}{task.name}.json"
+    keys = [str(seed) for seed in seeds]
+    return fill_cache(path, keys, run, allow=allow_run, what=f"range-test curve {task.name} seed")
 
 
 def curve_arrays(entry: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -43,6 +43,7 @@ from common import (
     RunCache,
     all_tasks,
     curve_arrays,
+    fill_cache,
     get_task,
     lr_key,
     range_curves,
@@ -59,10 +60,11 @@ FRACTIONS = (0.3, 0.5, 0.7, 0.8, 0.9)
 WEIGHTS = np.linspace(0.0, 1.0, 21)
 
 
-def ok_interval(lrs: list[float], regrets: list[float], tolerance: float) -> tuple[float, float]:
-    """log10 bounds of the lrs whose (interpolated) regret is below ``tolerance``."""
-    x = np.log10(lrs)
-    y = np.minimum(np.asarray(regrets, dtype=np.float64), 1e3)
+def ok_interval(grid: dict[str, Any], tolerance: float) -> tuple[float, float]:
+    """log10 bounds of the grid's lrs whose (interpolated) regret is below ``tolerance``
+    (``grid``: one schedule of :func:`common.run_grid`; a diverged point counts as 1000)."""
+    x = np.log10(grid["lrs"])
+    y = np.array([v / grid["best"] - 1 if math.isfinite(v) else 1e3 for v in grid["loss"]])
     fine = np.linspace(x[0], x[-1], 4001)
     inside = fine[np.interp(fine, x, y) < tolerance]
     return float(inside.min()), float(inside.max())
@@ -89,56 +91,48 @@ def best_rule(
     ok: dict[str, tuple[float, float]],
 ) -> dict[str, Any]:
     names = list(next(iter(feats.values()))[0])
+    rules = [(f"c * {a}", a, a, 0.0) for a in names] + [
+        (f"c * {a}^{1 - w:.2f} * {b}^{w:.2f}", a, b, float(w))
+        for a, b in itertools.combinations(names, 2)
+        for w in WEIGHTS[1:-1]
+    ]
     best: dict[str, Any] | None = None
-    for a, b in itertools.combinations_with_replacement(names, 2):
-        for w in WEIGHTS if a != b else WEIGHTS[:1]:
-            lo, hi, lo_task, hi_task = -math.inf, math.inf, "", ""
-            for name in tasks:
-                vals = [(1 - w) * f[a] + w * f[b] for f in feats[name]]
-                need_lo, need_hi = ok[name][0] - min(vals), ok[name][1] - max(vals)
-                if need_lo > lo:
-                    lo, lo_task = need_lo, name
-                if need_hi < hi:
-                    hi, hi_task = need_hi, name
-            if best is None or hi - lo > best["margin_decades"]:
-                best = {
-                    "rule": (
-                        f"c * {a}"
-                        if a == b or w == 0
-                        else f"c * {b}"
-                        if w == 1
-                        else f"c * {a}^{1 - w:.2f} * {b}^{w:.2f}"
-                    ),
-                    "margin_decades": hi - lo,
-                    "c_range": [10**lo, 10**hi],
-                    "needs_c_at_least": lo_task,
-                    "needs_c_at_most": hi_task,
-                }
+    for label, a, b, w in rules:
+        lo, hi, lo_task, hi_task = -math.inf, math.inf, "", ""
+        for name in tasks:
+            vals = [(1 - w) * f[a] + w * f[b] for f in feats[name]]
+            need_lo, need_hi = ok[name][0] - min(vals), ok[name][1] - max(vals)
+            if need_lo > lo:
+                lo, lo_task = need_lo, name
+            if need_hi < hi:
+                hi, hi_task = need_hi, name
+        if best is None or hi - lo > best["margin_decades"]:
+            best = {
+                "rule": label,
+                "margin_decades": hi - lo,
+                "c_range": [10**lo, 10**hi],
+                "needs_c_at_least": lo_task,
+                "needs_c_at_most": hi_task,
+            }
     assert best is not None
     return best
 
 
 def train_losses(task: Task, lrs: list[float], *, allow_train: bool) -> dict[str, list[float]]:
     """Final training loss (mean of the last 10% of batch losses) per grid lr and seed."""
-    path = CACHE / f"train_loss_{task.name}.json"
-    data: dict[str, list[float]] = json.loads(path.read_text()) if path.exists() else {}
-    changed = False
-    for lr in lrs:
-        if lr_key(lr) in data:
-            continue
-        if not allow_train:
-            raise KeyError(f"{task.name}: training loss at lr={lr_key(lr)} not cached")
+
+    def run(key: str) -> list[float]:
         values = []
         for seed in GRID_SEEDS:
-            result = train(task, lr=float(lr_key(lr)), seed=seed)
+            result = train(task, lr=float(key), seed=seed)
             tail = result.train_loss[-max(1, len(result.train_loss) // 10) :]
             value = float(np.mean(tail)) if not result.diverged else math.inf
             values.append(float(f"{value:.6g}") if math.isfinite(value) else math.inf)
-        data[lr_key(lr)] = values
-        changed = True
-    if changed:
-        path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
-    return data
+        return values
+
+    path = CACHE / f"train_loss_{task.name}.json"
+    keys = [lr_key(lr) for lr in lrs]
+    return fill_cache(path, keys, run, allow=allow_train, what=f"{task.name}: training loss at lr")
 
 
 def main(argv: list[str]) -> int:
@@ -152,16 +146,15 @@ def main(argv: list[str]) -> int:
     tasks = [t.name for t in all_tasks()]
     family = {n: "sgd" if get_task(n).optimizer == "sgd_momentum" else "adaptive" for n in tasks}
     grids = {n: run_grid(get_task(n), RunCache(get_task(n)), allow_train=False) for n in tasks}
-    curves = {
-        mode: {
-            n: [
-                features(c[str(s)])
-                for s in SEEDS
-                for c in [range_curves(get_task(n), SEEDS, allow_run=allow, val=mode == "val")]
-            ]
-            for n in tasks
-        }
-        for mode in ("train", "val")
+    curves: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for mode in ("train", "val"):
+        curves[mode] = {}
+        for n in tasks:
+            cached = range_curves(get_task(n), SEEDS, allow_run=allow, val=mode == "val")
+            curves[mode][n] = [features(cached[str(s)]) for s in SEEDS]
+    ok = {
+        schedule: {n: ok_interval(grids[n][schedule], args.tolerance) for n in tasks}
+        for schedule in SCHEDULES
     }
     out: dict[str, Any] = {"tolerance": args.tolerance, "rules": [], "optima": []}
     print(f"\nBest rule per family (regret < {100 * args.tolerance:.0f}% on all range tests)\n")
@@ -172,11 +165,6 @@ def main(argv: list[str]) -> int:
     print("|---|---|---|---|---:|---|---|")
     for mode in ("train", "val"):
         for schedule in SCHEDULES:
-            ok = {}
-            for n in tasks:
-                g = grids[n][schedule]
-                regrets = [v / g["best"] - 1 if math.isfinite(v) else 1e3 for v in g["loss"]]
-                ok[n] = ok_interval(g["lrs"], regrets, args.tolerance)
             for fam, members in (
                 ("sgd", [n for n in tasks if family[n] == "sgd"]),
                 (
@@ -185,7 +173,7 @@ def main(argv: list[str]) -> int:
                 ),
                 ("adaptive", [n for n in tasks if family[n] == "adaptive"]),
             ):
-                r = best_rule(members, curves[mode], ok)
+                r = best_rule(members, curves[mode], ok[schedule])
                 r.update(curves=mode, schedule=schedule, family=fam, tasks=members)
                 out["rules"].append(r)
                 print(
@@ -201,12 +189,7 @@ def main(argv: list[str]) -> int:
     print("|---|---:|---:|---|---:|")
     out["spread"] = []
     for n in tasks:
-        widths = {}
-        for schedule in SCHEDULES:
-            g = grids[n][schedule]
-            regrets = [v / g["best"] - 1 if math.isfinite(v) else 1e3 for v in g["loss"]]
-            lo, hi = ok_interval(g["lrs"], regrets, args.tolerance)
-            widths[schedule] = hi - lo
+        widths = {sch: ok[sch][n][1] - ok[sch][n][0] for sch in SCHEDULES}
         spreads = {
             k: max(f[k] for f in curves["train"][n]) - min(f[k] for f in curves["train"][n])
             for k in curves["train"][n][0]
