@@ -408,24 +408,22 @@ def auto(
     inferred: dict[str, str] = {}
     t0 = time.perf_counter()
     name, setup, task_obj = _resolve(target, task, seed)
-    task_opt = getattr(task_obj, "optimizer", None)
-    task_arch = getattr(task_obj, "model", None)
-    if optimizer is not None:
-        opt_name = normalize_optimizer(optimizer)
-    elif isinstance(task_opt, str):
-        opt_name = normalize_optimizer(task_opt)
-        inferred["optimizer"] = f"{opt_name} (read from the task)"
-    else:
-        opt_name = infer_optimizer(setup.optimizer)
-        inferred["optimizer"] = f"{opt_name} (from {type(setup.optimizer).__name__})"
-    if architecture is not None:
-        arch = normalize_architecture(architecture)
-    elif isinstance(task_arch, str):
-        arch = normalize_architecture(task_arch)
-        inferred["architecture"] = f"{arch} (read from the task)"
-    else:
-        arch = infer_architecture(setup.model)
-        inferred["architecture"] = f"{arch} (from the layers of {type(setup.model).__name__})"
+    opt_name = _choose(
+        "optimizer",
+        optimizer,
+        getattr(task_obj, "optimizer", None),
+        normalize_optimizer,
+        lambda: (infer_optimizer(setup.optimizer), type(setup.optimizer).__name__),
+        inferred,
+    )
+    arch = _choose(
+        "architecture",
+        architecture,
+        getattr(task_obj, "model", None),
+        normalize_architecture,
+        lambda: (infer_architecture(setup.model), f"the layers of {type(setup.model).__name__}"),
+        inferred,
+    )
     budget = total_steps if total_steps is not None else (train_steps or None)
     advice = advise(
         opt_name,
@@ -548,6 +546,27 @@ def auto(
             progress("report", 1, 1)
         timings["report"] = time.perf_counter() - t0
     return result
+
+
+def _choose(
+    what: str,
+    given: str | None,
+    from_task: object,
+    normalize: Callable[[object], str],
+    infer: Callable[[], tuple[str, str]],
+    inferred: dict[str, str],
+) -> str:
+    """The optimizer or architecture name: as given, else the task's, else inferred from the
+    setup (``infer() -> (name, where from)``); the last two are noted in ``inferred``."""
+    if given is not None:
+        return normalize(given)
+    if isinstance(from_task, str):
+        name = normalize(from_task)
+        inferred[what] = f"{name} (read from the task)"
+        return name
+    name, source = infer()
+    inferred[what] = f"{name} (from {source})"
+    return name
 
 
 def _stage_callback(progress: Progress, stage: str, total: int) -> Callable[..., None]:
