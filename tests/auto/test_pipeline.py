@@ -313,6 +313,10 @@ def test_auto_on_a_user_setup_leaves_it_unchanged() -> None:
     opt_before = [dict(g) for g in setup.optimizer.param_groups]
     result = auto(setup, train_steps=20, range_steps=20)
     assert result.optimizer == "sgd_momentum" and result.architecture == "mlp"
+    assert result.inferred == {
+        "optimizer": "sgd_momentum (from SGD)",
+        "architecture": "mlp (from the layers of Sequential)",
+    }
     assert result.optimizer_kwargs == {"weight_decay": 1e-4}
     assert "weight_decay=1e-04" in result.snippet and "momentum=0.9" in result.snippet
     assert result.report == {}
