@@ -10,6 +10,7 @@ from rich.table import Table
 
 from lrkit.advise import Advice, advise, fmt_lr
 from lrkit.cli._app import app, console
+from lrkit.cli._options import BatchSize, Budget, FineTuning, Quick, ReferenceBatchSize
 
 __all__ = ["advise_command", "render_advice"]
 
@@ -58,20 +59,11 @@ def advise_command(
         str,
         typer.Option("--arch", "-a", help="mlp, cnn, resnet, transformer, vit, rnn/lstm, gnn"),
     ],
-    fine_tuning: Annotated[
-        bool, typer.Option("--fine-tuning", help="Fine-tuning a pre-trained model.")
-    ] = False,
-    quick: Annotated[
-        bool, typer.Option("--quick", help="Short training from scratch (one-cycle).")
-    ] = False,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Your batch size.")] = None,
-    reference_batch_size: Annotated[
-        int | None,
-        typer.Option("--reference-batch-size", help="Batch size the lr was tuned for."),
-    ] = None,
-    steps: Annotated[
-        int | None, typer.Option("--steps", help="Training budget in optimizer steps.")
-    ] = None,
+    fine_tuning: FineTuning = False,
+    quick: Quick = False,
+    batch_size: BatchSize = None,
+    reference_batch_size: ReferenceBatchSize = None,
+    steps: Budget = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
 ) -> None:
     """Starting learning rate, search range, schedule and warmup, each with its source."""

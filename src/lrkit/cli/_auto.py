@@ -20,6 +20,15 @@ from rich.table import Table
 
 from lrkit.advise import fmt_lr
 from lrkit.cli._app import app, console
+from lrkit.cli._options import (
+    BatchSize,
+    Budget,
+    FineTuning,
+    Quick,
+    ReferenceBatchSize,
+    SetupTarget,
+    TaskName,
+)
 
 __all__ = ["auto_command"]
 
@@ -33,40 +42,19 @@ def _load(target: str | None, task: str | None) -> Any:
 
 @app.command("auto")
 def auto_command(
-    target: Annotated[
-        str | None,
-        typer.Argument(
-            help="'module:function' or 'path/file.py:function' returning the setup "
-            "(model, optimizer, loss_fn, train_loader[, val_loader, step_fn]).",
-            show_default=False,
-        ),
-    ] = None,
-    task: Annotated[
-        str | None, typer.Option("--task", help="A built-in task instead of TARGET (digits).")
-    ] = None,
+    target: SetupTarget = None,
+    task: TaskName = None,
     optimizer: Annotated[
         str | None, typer.Option("--optimizer", "-o", help="Optimizer name (default: read it).")
     ] = None,
     arch: Annotated[
         str | None, typer.Option("--arch", "-a", help="Architecture (default: read the model).")
     ] = None,
-    fine_tuning: Annotated[
-        bool, typer.Option("--fine-tuning", help="Fine-tuning a pre-trained model.")
-    ] = False,
-    quick: Annotated[
-        bool, typer.Option("--quick", help="Short training from scratch (one-cycle).")
-    ] = False,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Your batch size (for scaling).")
-    ] = None,
-    reference_batch_size: Annotated[
-        int | None,
-        typer.Option("--reference-batch-size", help="Batch size the lr was tuned for."),
-    ] = None,
-    steps: Annotated[
-        int | None,
-        typer.Option("--steps", help="Your training budget in optimizer steps."),
-    ] = None,
+    fine_tuning: FineTuning = False,
+    quick: Quick = False,
+    batch_size: BatchSize = None,
+    reference_batch_size: ReferenceBatchSize = None,
+    steps: Budget = None,
     train_steps: Annotated[
         int, typer.Option("--train-steps", help="Steps of the guarded check run (0: none).")
     ] = 0,

@@ -21,6 +21,7 @@ from rich.table import Table
 from lrkit._setup import Setup
 from lrkit._validate import fail
 from lrkit.cli._app import app, console, err_console
+from lrkit.cli._options import SetupTarget, TaskName
 from lrkit.cli._target import exactly_one, setup_from_target
 
 __all__ = ["find_command", "load_setup", "render_result"]
@@ -74,17 +75,8 @@ def render_result(result: Any, schedule: str, title: str) -> None:
 
 @app.command("find")
 def find_command(
-    target: Annotated[
-        str | None,
-        typer.Argument(
-            help="module:function or path/to/file.py:function returning the setup "
-            "(model, optimizer, loss_fn, train_loader[, val_loader, step_fn])",
-            show_default=False,
-        ),
-    ] = None,
-    task: Annotated[
-        str | None, typer.Option("--task", help="A built-in task instead of TARGET (digits, ...).")
-    ] = None,
+    target: SetupTarget = None,
+    task: TaskName = None,
     start_lr: Annotated[float, typer.Option("--start-lr", help="First learning rate.")] = 1e-7,
     end_lr: Annotated[float, typer.Option("--end-lr", help="Last learning rate.")] = 10.0,
     steps: Annotated[int, typer.Option("--steps", help="Number of optimizer steps.")] = 100,
