@@ -1,6 +1,6 @@
-"""Assemble README.md from the fragments in docs/readme/ (run after editing any of them).
+"""Assemble README.md from the pages in docs/ (run after editing any of them).
 
-Each area keeps its user docs in ``docs/readme/<area>.md``; this script joins them in reading
+Each area keeps its user docs in ``docs/<area>.md``; this script joins them in reading
 order and pastes the runnable examples from ``examples/`` (``EXAMPLE_<NAME>`` placeholders), so
 the README always shows the exact code the tests run. ``tests/test_readme.py`` fails when
 README.md is out of date.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = [
-    "00-intro",
+    "index",
     "auto",
     "find",
     "schedules-grammar",
@@ -24,7 +24,7 @@ ORDER = [
     "tune",
     "advise",
     "integrations",
-    "99-api",
+    "python-api",
 ]
 EXAMPLES = {
     "EXAMPLE_LIGHTNING": "lightning_example.py",
@@ -41,7 +41,7 @@ def example_body(name: str) -> str:
 def build() -> str:
     parts = []
     for name in ORDER:
-        path = ROOT / "docs" / "readme" / f"{name}.md"
+        path = ROOT / "docs" / f"{name}.md"
         if path.exists():
             parts.append(path.read_text().strip())
     text = "\n\n".join(parts) + "\n"
