@@ -27,7 +27,7 @@ def postgres_url() -> str:
     try:
         import psycopg2
     except ImportError:
-        _no_server("psycopg2 is not installed (pip install 'lrkit[tune]')")
+        _no_server("psycopg2 is not installed (pip install 'lrkit[postgres]')")
     try:
         psycopg2.connect(url, connect_timeout=3).close()
     except Exception as exc:  # noqa: BLE001 - any connection problem means "no server"

@@ -240,8 +240,10 @@ def open_storage(spec: StorageSpec) -> Any:
                 )
             break
         except ImportError as exc:
+            extra = " (pip install 'lrkit[postgres]')" if spec.target.startswith("postgres") else ""
             raise ValueError(
-                f"cannot open storage {spec.display!r}: the database driver is missing ({exc})"
+                f"cannot open storage {spec.display!r}: the database driver is missing "
+                f"({exc}){extra}"
             ) from None
         except Exception as exc:
             reason = " ".join(str(exc).split())
