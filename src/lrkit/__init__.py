@@ -11,29 +11,35 @@ The public API is re-exported here::
     >>> lrkit.advise("adamw", "transformer").schedule.startswith("warmup(")
     True
 
+``import lrkit`` is cheap: torch, numpy, matplotlib and Optuna load when a name that needs them
+is first used (PEP 562 ``__getattr__``), so the ``lrkit`` command starts at once.
 ``lrkit.diagnose``, ``lrkit.tune``, ``lrkit.advise`` and ``lrkit.auto`` are the functions; the
 subpackages of the same names hold the rest of each area (``from lrkit.diagnose import Guard``).
 """
 
-# The submodules are imported first; the function names are bound after them, so that
-# ``lrkit.diagnose`` etc. are the functions even though same-named subpackages exist.
-from lrkit import schedules, tasks
+from __future__ import annotations
+
+import importlib as _importlib
+from typing import TYPE_CHECKING
+
+from lrkit._lazy import lazy_exports as _lazy_exports
 from lrkit._version import __version__
-from lrkit.advise import Advice, advise
-from lrkit.auto import AutoResult, auto
-from lrkit.diagnose import (
-    Diagnosis,
-    Finding,
-    Guard,
-    GuardAction,
-    GuardError,
-    GuardEvent,
-    diagnose,
-    diagnose_file,
-)
-from lrkit.finder import RangeTest, find_lr
-from lrkit.schedules import Schedule, attach, parse
-from lrkit.tune import TuneResult, tune
+
+if TYPE_CHECKING:
+    from lrkit import schedules, tasks
+    from lrkit.advise._advice import Advice, advise
+    from lrkit.auto._pipeline import AutoResult, auto
+    from lrkit.diagnose._diagnosis import diagnose
+    from lrkit.diagnose._files import diagnose_file
+    from lrkit.diagnose._findings import Diagnosis, Finding
+    from lrkit.diagnose._guard import Guard, GuardAction, GuardError, GuardEvent
+    from lrkit.finder._range_test import find_lr
+    from lrkit.finder._result import RangeTest
+    from lrkit.schedules._base import Schedule
+    from lrkit.schedules._spec import parse
+    from lrkit.schedules._torch import attach
+    from lrkit.tune._result import TuneResult
+    from lrkit.tune._tune import tune
 
 __all__ = [
     "__version__",
@@ -64,3 +70,34 @@ __all__ = [
     "AutoResult",
     "tasks",
 ]
+
+if not TYPE_CHECKING:  # type checkers read the imports above; no catch-all __getattr__
+    __getattr__, __dir__ = _lazy_exports(
+        __name__,
+        {
+            "lrkit.schedules": ["schedules"],
+            "lrkit.tasks": ["tasks"],
+            "lrkit.advise._advice": ["Advice", "advise"],
+            "lrkit.auto._pipeline": ["AutoResult", "auto"],
+            "lrkit.diagnose._diagnosis": ["diagnose"],
+            "lrkit.diagnose._files": ["diagnose_file"],
+            "lrkit.diagnose._findings": ["Diagnosis", "Finding"],
+            "lrkit.diagnose._guard": ["Guard", "GuardAction", "GuardError", "GuardEvent"],
+            "lrkit.finder._range_test": ["find_lr"],
+            "lrkit.finder._result": ["RangeTest"],
+            "lrkit.schedules._base": ["Schedule"],
+            "lrkit.schedules._spec": ["parse"],
+            "lrkit.schedules._torch": ["attach"],
+            "lrkit.tune._result": ["TuneResult"],
+            "lrkit.tune._tune": ["tune"],
+        },
+    )
+
+# The functions ``diagnose``, ``tune``, ``advise`` and ``auto`` share their names with
+# subpackages. Importing a subpackage binds it on this package, once, the first time; so they
+# are imported now (cheap: their names load lazily too) and the bindings dropped, and from then
+# on those names reach ``__getattr__``, which gives the functions.
+for _name in ("advise", "auto", "diagnose", "tune"):
+    _importlib.import_module(f"{__name__}.{_name}")
+    del globals()[_name]
+del _name

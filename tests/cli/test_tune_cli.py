@@ -106,10 +106,13 @@ def test_failed_trials_are_listed_and_exit_1(
         (["--trials", "3"], "give either TARGET"),
         (["X:objective", "--task", "digits", "--trials", "3"], "give either TARGET"),
         (["objectives.py:objective"], "--trials N is required"),
-        (["objectives.py:objective", "--trials", "3", "--strategy", "bayes"], "strategy must be"),
+        (
+            ["objectives.py:objective", "--trials", "3", "--strategy", "bayes"],
+            "'bayes' is not one of 'grid', 'random', 'qmc', 'tpe', 'gp'",
+        ),
         (
             ["objectives.py:objective", "--trials", "3", "--early-stopping", "x"],
-            "early_stopping must be",
+            "'x' is not one of 'none', 'median', 'asha', 'hyperband'",
         ),
         (["objectives.py:objective", "--trials", "3", "--lr-range", "1e-1,1e-3"], "lr-range must"),
         (["objectives.py:nothing", "--trials", "3"], "has no attribute 'nothing'"),

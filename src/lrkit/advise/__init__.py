@@ -6,15 +6,20 @@ Example:
     0.4
 """
 
-from lrkit.advise._advice import (
-    Advice,
-    Reason,
-    advise,
-    fmt_lr,
-    normalize_architecture,
-    normalize_optimizer,
-)
-from lrkit.advise._table import ARCHITECTURES, OPTIMIZERS
+from typing import TYPE_CHECKING
+
+from lrkit._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lrkit.advise._advice import (
+        Advice,
+        Reason,
+        advise,
+        fmt_lr,
+        normalize_architecture,
+        normalize_optimizer,
+    )
+    from lrkit.advise._table import ARCHITECTURES, OPTIMIZERS
 
 __all__ = [
     "ARCHITECTURES",
@@ -26,3 +31,19 @@ __all__ = [
     "normalize_architecture",
     "normalize_optimizer",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "lrkit.advise._advice": [
+                "Advice",
+                "Reason",
+                "advise",
+                "fmt_lr",
+                "normalize_architecture",
+                "normalize_optimizer",
+            ],
+            "lrkit.advise._table": ["ARCHITECTURES", "OPTIMIZERS"],
+        },
+    )

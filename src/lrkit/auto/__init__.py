@@ -6,16 +6,27 @@ Example:
     >>> result.lr, result.schedule, result.diagnosis.verdict  # doctest: +SKIP
 """
 
-from lrkit.auto._pipeline import AutoResult, auto, code_snippet, infer_architecture, infer_optimizer
-from lrkit.auto._report import (
-    Card,
-    Figure,
-    ReportContent,
-    Section,
-    render_html,
-    render_markdown,
-    write_report,
-)
+from typing import TYPE_CHECKING
+
+from lrkit._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lrkit.auto._pipeline import (
+        AutoResult,
+        auto,
+        code_snippet,
+        infer_architecture,
+        infer_optimizer,
+    )
+    from lrkit.auto._report import (
+        Card,
+        Figure,
+        ReportContent,
+        Section,
+        render_html,
+        render_markdown,
+        write_report,
+    )
 
 __all__ = [
     "AutoResult",
@@ -31,3 +42,26 @@ __all__ = [
     "render_markdown",
     "write_report",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "lrkit.auto._pipeline": [
+                "AutoResult",
+                "auto",
+                "code_snippet",
+                "infer_architecture",
+                "infer_optimizer",
+            ],
+            "lrkit.auto._report": [
+                "Card",
+                "Figure",
+                "ReportContent",
+                "Section",
+                "render_html",
+                "render_markdown",
+                "write_report",
+            ],
+        },
+    )

@@ -10,7 +10,15 @@ from rich.table import Table
 
 from lrkit.advise import Advice, advise, fmt_lr
 from lrkit.cli._app import app, console
-from lrkit.cli._options import BatchSize, Budget, FineTuning, Quick, ReferenceBatchSize
+from lrkit.cli._options import (
+    BatchSize,
+    Budget,
+    FineTuning,
+    Quick,
+    ReferenceBatchSize,
+    complete_architectures,
+    complete_optimizers,
+)
 
 __all__ = ["advise_command", "render_advice"]
 
@@ -53,11 +61,17 @@ def advise_command(
             "--optimizer",
             "-o",
             help="sgd, sgd+momentum, nesterov, adam, adamw, rmsprop, adagrad, lion",
+            autocompletion=complete_optimizers,
         ),
     ],
     arch: Annotated[
         str,
-        typer.Option("--arch", "-a", help="mlp, cnn, resnet, transformer, vit, rnn/lstm, gnn"),
+        typer.Option(
+            "--arch",
+            "-a",
+            help="mlp, cnn, resnet, transformer, vit, rnn/lstm, gnn",
+            autocompletion=complete_architectures,
+        ),
     ],
     fine_tuning: FineTuning = False,
     quick: Quick = False,

@@ -27,7 +27,7 @@ app = typer.Typer(
     name="lrkit",
     help="lrkit: find, schedule, diagnose, tune and advise the learning rate for PyTorch.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
 )
 
@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = app(args=args, standalone_mode=False, prog_name="lrkit")
     except typer.Exit as exc:
         return int(exc.exit_code)
+    except SystemExit as exc:  # e.g. --show-completion, which exits by itself
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except typer.Abort:
         err_console.print("lrkit: aborted", highlight=False)
         return 130

@@ -28,6 +28,8 @@ from lrkit.cli._options import (
     ReferenceBatchSize,
     SetupTarget,
     TaskName,
+    complete_architectures,
+    complete_optimizers,
 )
 
 __all__ = ["auto_command"]
@@ -45,10 +47,22 @@ def auto_command(
     target: SetupTarget = None,
     task: TaskName = None,
     optimizer: Annotated[
-        str | None, typer.Option("--optimizer", "-o", help="Optimizer name (default: read it).")
+        str | None,
+        typer.Option(
+            "--optimizer",
+            "-o",
+            help="Optimizer name (default: read it).",
+            autocompletion=complete_optimizers,
+        ),
     ] = None,
     arch: Annotated[
-        str | None, typer.Option("--arch", "-a", help="Architecture (default: read the model).")
+        str | None,
+        typer.Option(
+            "--arch",
+            "-a",
+            help="Architecture (default: read the model).",
+            autocompletion=complete_architectures,
+        ),
     ] = None,
     fine_tuning: FineTuning = False,
     quick: Quick = False,

@@ -12,23 +12,25 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lrkit._setup import Setup
-from lrkit._validate import fail
 from lrkit.cli._app import app, console, err_console
-from lrkit.cli._options import SetupTarget, TaskName
-from lrkit.cli._target import exactly_one, setup_from_target
+from lrkit.cli._options import FinderSchedule, Ramp, SetupTarget, TaskName
+
+if TYPE_CHECKING:
+    from lrkit._setup import Setup
 
 __all__ = ["find_command", "load_setup", "render_result"]
 
 
 def load_setup(target: str | None, task: str | None, seed: int) -> tuple[Setup, str]:
     """The setup named by TARGET or ``--task`` (exactly one of them), and a title for it."""
+    from lrkit.cli._target import exactly_one, setup_from_target
+
     exactly_one(target, task)
     if task is not None:
         from lrkit.tasks import get_task
@@ -80,7 +82,7 @@ def find_command(
     start_lr: Annotated[float, typer.Option("--start-lr", help="First learning rate.")] = 1e-7,
     end_lr: Annotated[float, typer.Option("--end-lr", help="Last learning rate.")] = 10.0,
     steps: Annotated[int, typer.Option("--steps", help="Number of optimizer steps.")] = 100,
-    mode: Annotated[str, typer.Option("--mode", help="Ramp: exp or linear.")] = "exp",
+    mode: Annotated[Ramp, typer.Option("--mode", help="How the learning rate grows.")] = Ramp.exp,
     val: Annotated[
         bool,
         typer.Option("--val", help="Validation-loss mode: use the setup's val_loader."),
@@ -92,9 +94,8 @@ def find_command(
         int, typer.Option("--val-every", help="Evaluate every k steps (--val).")
     ] = 1,
     schedule: Annotated[
-        str,
-        typer.Option("--schedule", help="The schedule you will train with: constant or cosine."),
-    ] = "constant",
+        FinderSchedule, typer.Option("--schedule", help="The schedule you will train with.")
+    ] = FinderSchedule.constant,
     no_stop: Annotated[
         bool, typer.Option("--no-stop", help="Run every step (no divergence stop).")
     ] = False,
@@ -107,10 +108,10 @@ def find_command(
     ] = False,
 ) -> None:
     """Run a learning-rate range test and show every rule's suggestion."""
-    from lrkit.finder import METHODS, SCHEDULES, find_lr
+    from lrkit.finder import METHODS, find_lr
 
-    if schedule not in SCHEDULES:
-        fail("--schedule", schedule, "one of " + ", ".join(repr(s) for s in SCHEDULES))
+    spec = schedule.value
+
     if plot is not None and not plot.parent.exists():
         raise FileNotFoundError(f"--plot directory {str(plot.parent)!r} does not exist")
     setup, title = load_setup(target, task, seed)
@@ -142,7 +143,7 @@ def find_command(
             start_lr=start_lr,
             end_lr=end_lr,
             num_steps=steps,
-            mode=mode,
+            mode=mode.value,
             diverge_factor=None if no_stop else 4.0,
             step_fn=setup.step_fn,
             val_batches=val_batches,
@@ -153,18 +154,18 @@ def find_command(
         from lrkit._optional import require
 
         plt = require("matplotlib.pyplot", "plot")
-        ax = result.plot(schedule=schedule)
+        ax = result.plot(schedule=spec)
         ax.figure.savefig(plot, dpi=120, bbox_inches="tight")  # type: ignore[union-attr]
         plt.close(ax.figure)
     if as_json:
         suggestions = {
             m: {"lr": s.lr, "reason": s.reason, "default": m == METHODS[0]}
-            for m, s in result.suggest_all(schedule=schedule).items()
+            for m, s in result.suggest_all(schedule=spec).items()
         }
-        span = result.suggest_range(schedule=schedule)
+        span = result.suggest_range(schedule=spec)
         payload = {
             "source": title,
-            "schedule": schedule,
+            "schedule": spec,
             "suggestion": suggestions[METHODS[0]]["lr"],
             "suggestions": suggestions,
             "range": None if span is None else list(span),
@@ -174,9 +175,9 @@ def find_command(
             payload["plot"] = str(plot)
         console.out(json.dumps(payload, allow_nan=False), highlight=False)
     else:
-        render_result(result, schedule, title)
+        render_result(result, spec, title)
         if plot is not None:
             console.print(f"plot written to {plot}", highlight=False)
-    lr = result.suggest(schedule=schedule).lr
+    lr = result.suggest(schedule=spec).lr
     if lr is None or not math.isfinite(lr):
         raise typer.Exit(1)  # no clear answer: the table / JSON says why

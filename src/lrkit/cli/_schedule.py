@@ -12,17 +12,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
-from numpy.typing import NDArray
 from rich.table import Table
 
 from lrkit._validate import check_int, fail
 from lrkit.cli._app import app, console
-from lrkit.schedules._base import Schedule
-from lrkit.schedules._points import key_points, warmup_steps
+
+if TYPE_CHECKING:  # numpy and the schedules load when the verb runs, not for --help
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from lrkit.schedules._base import Schedule
 
 __all__ = ["schedule_command", "sparkline"]
 
@@ -38,6 +40,8 @@ def sparkline(values: NDArray[np.float64], width: int = 60) -> str:
         >>> sparkline(np.array([0.0, 0.5, 1.0]), width=3)
         '▁▅█'
     """
+    import numpy as np
+
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return ""
@@ -192,7 +196,10 @@ def schedule_command(
         _check_output(label, path)
     if plot is not None and not plot.suffix:
         plot = plot.with_suffix(".png")  # what matplotlib writes for a name without one
+    import numpy as np
+
     from lrkit.schedules import parse
+    from lrkit.schedules._points import key_points
 
     schedule = parse(spec)
     warmup = _check_fits(schedule, count)
@@ -256,6 +263,8 @@ def schedule_command(
 
 def _check_fits(schedule: Schedule, count: int) -> int | None:
     """Warmup longer than the evaluated steps is almost always a mistake in the command."""
+    from lrkit.schedules._points import warmup_steps
+
     warmup = warmup_steps(schedule)
     if warmup is not None and warmup > count:
         fail("steps", count, f"at least the warmup length ({warmup} steps) of {schedule}")
@@ -290,6 +299,8 @@ def _write_plot(schedule: Schedule, count: int, lr: float | None, path: Path, lo
 
 
 def _write_csv(multipliers: NDArray[np.float64], lr: float | None, path: Path) -> None:
+    import numpy as np
+
     steps = np.arange(multipliers.size)
     if lr is None:
         data = np.column_stack([steps, multipliers])

@@ -15,7 +15,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,8 +24,10 @@ from rich.table import Table
 from lrkit._optional import require
 from lrkit._validate import fail
 from lrkit.cli._app import UserError, app, console, err_console
-from lrkit.tune._result import TrialRecord, TuneResult
-from lrkit.tune._tune import _objective_style, load_result, tune
+from lrkit.cli._options import EarlyStopping, Strategy, complete_tasks
+
+if TYPE_CHECKING:  # the tuning modules load when the verb runs, not for --help
+    from lrkit.tune._result import TrialRecord, TuneResult
 
 __all__ = ["tune_command"]
 
@@ -178,6 +180,8 @@ def _output(result: TuneResult, as_json: bool, plot: Path | None) -> int:
 def _resumed(storage: str | None, study: str) -> tuple[int, float]:
     """Finished trials and best value already in the study (a resumed run's progress bar
     starts there); (0, inf) when there is no such study yet or it cannot be read."""
+    from lrkit.tune._tune import load_result
+
     if storage == ":memory:":
         return 0, math.inf
     try:
@@ -203,19 +207,24 @@ def tune_command(
         ),
     ] = None,
     task: Annotated[
-        str | None, typer.Option("--task", help="Tune a built-in task (lrkit.tasks) instead.")
+        str | None,
+        typer.Option(
+            "--task",
+            help="Tune a built-in task (lrkit.tasks) instead.",
+            autocompletion=complete_tasks,
+        ),
     ] = None,
     trials: Annotated[
         int | None,
         typer.Option("--trials", "-n", help="Finished trials the study should hold (its total)."),
     ] = None,
     strategy: Annotated[
-        str, typer.Option("--strategy", help="grid, random, qmc, tpe or gp.")
-    ] = "tpe",
+        Strategy, typer.Option("--strategy", help="How trials are chosen (the sampler).")
+    ] = Strategy.tpe,
     early_stopping: Annotated[
-        str,
-        typer.Option("--early-stopping", help="none, median, asha or hyperband."),
-    ] = "none",
+        EarlyStopping,
+        typer.Option("--early-stopping", help="Which trials stop early (the pruner)."),
+    ] = EarlyStopping.none,
     storage: Annotated[
         str | None,
         typer.Option(
@@ -253,6 +262,8 @@ def tune_command(
     ] = False,
 ) -> int:
     """Search the learning rate with Optuna (grid, random, qmc, tpe, gp; early stopping)."""
+    from lrkit.tune._tune import _objective_style, load_result, tune
+
     optuna = require("optuna", "tune")
     if not logging.getLogger().isEnabledFor(logging.INFO):
         # lrkit reports trials itself (progress bar, table, failure reasons)
@@ -292,7 +303,7 @@ def tune_command(
         if auto:
             space, setup = "auto", get_task(task)
         if study_name is None:
-            study_name = f"lrkit-task-{task}-{strategy}-{early_stopping}" + (
+            study_name = f"lrkit-task-{task}-{strategy.value}-{early_stopping.value}" + (
                 "-auto" if auto else ""
             )
     else:
@@ -332,8 +343,8 @@ def tune_command(
             objective,
             space=space,
             n_trials=trials,
-            strategy=strategy,
-            early_stopping=None if early_stopping == "none" else early_stopping,
+            strategy=strategy.value,
+            early_stopping=None if early_stopping == "none" else early_stopping.value,
             storage=storage,
             study_name=study_name,
             seed=seed,

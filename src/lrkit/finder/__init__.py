@@ -11,10 +11,15 @@ Example:
     True
 """
 
-from lrkit.finder._range_test import ema, find_lr, ramp
-from lrkit.finder._result import STOP_REASONS, RangeTest
-from lrkit.finder._rules import METHODS, SCHEDULES, Suggestion, suggest, suggest_range
-from lrkit.finder._snapshot import Snapshot, take_snapshot
+from typing import TYPE_CHECKING
+
+from lrkit._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lrkit.finder._range_test import ema, find_lr, ramp
+    from lrkit.finder._result import STOP_REASONS, RangeTest
+    from lrkit.finder._rules import METHODS, SCHEDULES, Suggestion, suggest, suggest_range
+    from lrkit.finder._snapshot import Snapshot, take_snapshot
 
 __all__ = [
     "METHODS",
@@ -30,3 +35,20 @@ __all__ = [
     "suggest_range",
     "take_snapshot",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "lrkit.finder._range_test": ["ema", "find_lr", "ramp"],
+            "lrkit.finder._result": ["STOP_REASONS", "RangeTest"],
+            "lrkit.finder._rules": [
+                "METHODS",
+                "SCHEDULES",
+                "Suggestion",
+                "suggest",
+                "suggest_range",
+            ],
+            "lrkit.finder._snapshot": ["Snapshot", "take_snapshot"],
+        },
+    )

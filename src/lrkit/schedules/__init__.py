@@ -12,26 +12,31 @@ Example:
     'warmup(100, cosine(900, floor=0.05), start=0.0)'
 """
 
-from lrkit.schedules._base import Schedule
-from lrkit.schedules._compose import Floor, Join, Scale, Warmup, floor, join, scale, warmup
-from lrkit.schedules._kinds import (
-    WSD,
-    Constant,
-    Cosine,
-    Cyclic,
-    Exponential,
-    InverseSqrt,
-    Linear,
-    MultiStep,
-    OneCycle,
-    Plateau,
-    Polynomial,
-    Restarts,
-    Step,
-)
-from lrkit.schedules._plateau import PlateauTracker
-from lrkit.schedules._spec import KindInfo, ParamInfo, SpecError, format_spec, kinds, parse
-from lrkit.schedules._torch import ScheduledLR, attach
+from typing import TYPE_CHECKING
+
+from lrkit._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lrkit.schedules._base import Schedule
+    from lrkit.schedules._compose import Floor, Join, Scale, Warmup, floor, join, scale, warmup
+    from lrkit.schedules._kinds import (
+        WSD,
+        Constant,
+        Cosine,
+        Cyclic,
+        Exponential,
+        InverseSqrt,
+        Linear,
+        MultiStep,
+        OneCycle,
+        Plateau,
+        Polynomial,
+        Restarts,
+        Step,
+    )
+    from lrkit.schedules._plateau import PlateauTracker
+    from lrkit.schedules._spec import KindInfo, ParamInfo, SpecError, format_spec, kinds, parse
+    from lrkit.schedules._torch import ScheduledLR, attach
 
 __all__ = [
     "Schedule",
@@ -66,3 +71,46 @@ __all__ = [
     "attach",
     "ScheduledLR",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "lrkit.schedules._base": ["Schedule"],
+            "lrkit.schedules._compose": [
+                "Floor",
+                "Join",
+                "Scale",
+                "Warmup",
+                "floor",
+                "join",
+                "scale",
+                "warmup",
+            ],
+            "lrkit.schedules._kinds": [
+                "WSD",
+                "Constant",
+                "Cosine",
+                "Cyclic",
+                "Exponential",
+                "InverseSqrt",
+                "Linear",
+                "MultiStep",
+                "OneCycle",
+                "Plateau",
+                "Polynomial",
+                "Restarts",
+                "Step",
+            ],
+            "lrkit.schedules._plateau": ["PlateauTracker"],
+            "lrkit.schedules._spec": [
+                "KindInfo",
+                "ParamInfo",
+                "SpecError",
+                "format_spec",
+                "kinds",
+                "parse",
+            ],
+            "lrkit.schedules._torch": ["ScheduledLR", "attach"],
+        },
+    )

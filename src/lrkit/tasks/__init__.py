@@ -13,9 +13,14 @@ Example:
     True
 """
 
-from lrkit.tasks._data import BatchLoader
-from lrkit.tasks._tasks import OPTIMIZERS, Task, get_task, list_tasks, make_optimizer
-from lrkit.tasks._train import TrainResult, evaluate, train
+from typing import TYPE_CHECKING
+
+from lrkit._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lrkit.tasks._data import BatchLoader
+    from lrkit.tasks._tasks import OPTIMIZERS, Task, get_task, list_tasks, make_optimizer
+    from lrkit.tasks._train import TrainResult, evaluate, train
 
 __all__ = [
     "Task",
@@ -28,3 +33,19 @@ __all__ = [
     "OPTIMIZERS",
     "make_optimizer",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "lrkit.tasks._data": ["BatchLoader"],
+            "lrkit.tasks._tasks": [
+                "OPTIMIZERS",
+                "Task",
+                "get_task",
+                "list_tasks",
+                "make_optimizer",
+            ],
+            "lrkit.tasks._train": ["TrainResult", "evaluate", "train"],
+        },
+    )

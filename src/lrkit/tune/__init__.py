@@ -12,11 +12,16 @@ Example:
     0.001
 """
 
-from lrkit.tune._result import TrialRecord, TuneResult
-from lrkit.tune._space import DEFAULT_LR_RANGE, Param, grid_values, parse_space
-from lrkit.tune._storage import mask_url
-from lrkit.tune._task import TaskObjective
-from lrkit.tune._tune import EARLY_STOPPING, STRATEGIES, Report, auto_range, load_result, tune
+from typing import TYPE_CHECKING
+
+from lrkit._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lrkit.tune._result import TrialRecord, TuneResult
+    from lrkit.tune._space import DEFAULT_LR_RANGE, Param, grid_values, parse_space
+    from lrkit.tune._storage import mask_url
+    from lrkit.tune._task import TaskObjective
+    from lrkit.tune._tune import EARLY_STOPPING, STRATEGIES, Report, auto_range, load_result, tune
 
 __all__ = [
     "DEFAULT_LR_RANGE",
@@ -34,3 +39,22 @@ __all__ = [
     "parse_space",
     "tune",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "lrkit.tune._result": ["TrialRecord", "TuneResult"],
+            "lrkit.tune._space": ["DEFAULT_LR_RANGE", "Param", "grid_values", "parse_space"],
+            "lrkit.tune._storage": ["mask_url"],
+            "lrkit.tune._task": ["TaskObjective"],
+            "lrkit.tune._tune": [
+                "EARLY_STOPPING",
+                "STRATEGIES",
+                "Report",
+                "auto_range",
+                "load_result",
+                "tune",
+            ],
+        },
+    )
