@@ -161,6 +161,6 @@ class Diagnosis:
 
         Needs matplotlib (``pip install 'lrkit[plot]'``).
         """
-        from lrkit.plotting._diagnose import plot_diagnosis
+        from lrkit.plotting import plot_diagnosis
 
         return plot_diagnosis(self, ax=ax, log=log)

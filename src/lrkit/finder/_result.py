@@ -240,7 +240,7 @@ class RangeTest:
 
         Needs matplotlib (``pip install 'lrkit[plot]'``); returns the Axes.
         """
-        from lrkit.plotting._finder import plot_range_test
+        from lrkit.plotting import plot_range_test
 
         return plot_range_test(self, ax=ax, method=method, schedule=schedule)
 

@@ -77,9 +77,9 @@ class Schedule(ABC):
     def plot(self, steps: int, *, lr: float | None = None, ax: Axes | None = None) -> Axes:
         """Plot steps ``0..steps-1`` (the lr when ``lr`` is given); needs ``lrkit[plot]``.
 
-        See :func:`lrkit.plotting._schedule.plot_schedule` for the log-y option and the marks.
+        See :func:`lrkit.plotting.plot_schedule` for the log-y option and the marks.
         """
-        from lrkit.plotting._schedule import plot_schedule
+        from lrkit.plotting import plot_schedule
 
         return plot_schedule(self, steps, lr=lr, ax=ax)
 

@@ -129,7 +129,7 @@ class TuneResult:
             >>> axes = result.plot()  # doctest: +SKIP
             >>> axes[0].figure.savefig("tune.png")  # doctest: +SKIP
         """
-        from lrkit.plotting._tune import plot_tune
+        from lrkit.plotting import plot_tune
 
         return plot_tune(self, axes=axes, param=param)
 
