@@ -96,7 +96,7 @@ def _fresh(code: str) -> dict[str, object]:
     "statement",
     [
         "import lrkit",
-        "import lrkit.cli; from lrkit.cli._app import _register_verbs; _register_verbs()",
+        "import lrkit.cli",
         "import lrkit.finder, lrkit.schedules, lrkit.diagnose, lrkit.tune, lrkit.advise",
         "import lrkit.auto, lrkit.tasks, lrkit.plotting, lrkit.integrations",
     ],

@@ -51,16 +51,6 @@ def _root(
     )
 
 
-def _register_verbs() -> None:
-    # Each verb lives in its own module and adds itself to ``app`` on import.
-    import lrkit.cli._advise  # noqa: F401
-    import lrkit.cli._auto  # noqa: F401
-    import lrkit.cli._diagnose  # noqa: F401
-    import lrkit.cli._find  # noqa: F401
-    import lrkit.cli._schedule  # noqa: F401
-    import lrkit.cli._tune  # noqa: F401
-
-
 def _one_line(exc: BaseException) -> str:
     marked = getattr(exc, "one_line", None)  # errors that know their own one-line form
     if isinstance(marked, str):
@@ -71,7 +61,8 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
-    _register_verbs()
+    import lrkit.cli  # noqa: F401  (registers the verbs when this module is used on its own)
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("LRKIT_DEBUG"))
     try:
