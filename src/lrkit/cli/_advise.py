@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from lrkit.advise import Advice, advise, fmt_lr
 from lrkit.cli._app import app, console
 from lrkit.cli._options import (
     BatchSize,
@@ -20,11 +19,16 @@ from lrkit.cli._options import (
     complete_optimizers,
 )
 
+if TYPE_CHECKING:
+    from lrkit.advise import Advice
+
 __all__ = ["advise_command", "render_advice"]
 
 
 def render_advice(advice: Advice) -> None:
     """Print ``advice`` as rich tables (the numbers, then why, then the notes)."""
+    from lrkit.advise import fmt_lr
+
     low, high = advice.lr_range
     summary = Table(title=f"Advice for {advice.title}", show_header=False, title_justify="left")
     summary.add_column(style="bold")
@@ -81,6 +85,8 @@ def advise_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
 ) -> None:
     """Starting learning rate, search range, schedule and warmup, each with its source."""
+    from lrkit.advise import advise
+
     advice = advise(
         optimizer,
         arch,

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.syntax import Syntax
 from rich.table import Table
 
-from lrkit.advise import fmt_lr
 from lrkit.cli._app import app, console
 from lrkit.cli._options import (
     BatchSize,
@@ -31,6 +21,9 @@ from lrkit.cli._options import (
     complete_architectures,
     complete_optimizers,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 __all__ = ["auto_command"]
 
@@ -82,6 +75,16 @@ def auto_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """The main job: find the learning rate and schedule for a setup, check it, report."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.syntax import Syntax
+
+    from lrkit.advise import fmt_lr
     from lrkit.auto import auto
 
     setup = _load(target, task)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lrkit.cli._app import app, console, err_console
@@ -108,6 +107,8 @@ def find_command(
     ] = False,
 ) -> None:
     """Run a learning-rate range test and show every rule's suggestion."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from lrkit.finder import METHODS, find_lr
 
     spec = schedule.value

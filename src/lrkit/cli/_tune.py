@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lrkit._optional import require
@@ -262,6 +261,14 @@ def tune_command(
     ] = False,
 ) -> int:
     """Search the learning rate with Optuna (grid, random, qmc, tpe, gp; early stopping)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from lrkit.tune._tune import _objective_style, load_result, tune
 
     optuna = require("optuna", "tune")
