@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench docs dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,5 +43,23 @@ test: lint typecheck unit
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/schedules.py
 
+# the documentation site (mkdocs.yml) into site/; any warning fails the build
+docs: $(VENV)/.dev-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# build the wheel and the sdist in a temporary directory, check their metadata (twine) and that
+# the wheel holds the files lrkit reads at run time
+dist: $(VENV)/.dev-installed
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BIN)/python -m build --sdist --wheel --outdir "$$tmp" . >"$$tmp/build.log" 2>&1 \
+	  || { cat "$$tmp/build.log"; exit 1; } && \
+	$(BIN)/twine check --strict "$$tmp"/*.whl "$$tmp"/*.tar.gz && \
+	$(BIN)/python -c "import sys, zipfile; names = set(zipfile.ZipFile(sys.argv[1]).namelist()); \
+	need = {'lrkit/py.typed', 'lrkit/auto/templates/report.html.j2', \
+	'lrkit/auto/templates/report.md.j2', 'lrkit/auto/templates/report.css'}; \
+	missing = need - names; print('dist: wheel is missing', sorted(missing)) if missing else None; \
+	sys.exit(bool(missing))" "$$tmp"/*.whl && \
+	echo "dist: $$(cd "$$tmp" && ls *.whl *.tar.gz | tr '\n' ' ')built and checked"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

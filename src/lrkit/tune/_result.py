@@ -66,7 +66,7 @@ class TuneResult:
         best_number: its trial number (None when no trial completed).
         trials: every trial of the study, by number.
         study_name, storage (password masked), strategy, early_stopping, space, n_trials: how
-        the search was run (n_trials is the study total that was asked for).
+            the search was run (n_trials is the study total that was asked for).
         range_test: for ``space="auto"``: the finder's suggestion, the searched range and the
             optimizer steps the range test spent (``{"suggestion", "range", "steps"}``).
     """
