@@ -7,7 +7,7 @@ become floats, lists become sorted tuples) so that equal schedules compare equal
 same spec.
 
 The torch / Hugging Face / timm equivalent of each kind is in its ``torch`` / ``hf`` class
-attributes and in ``docs/readme/schedules-grammar.md``.
+attributes and in ``docs/schedules-grammar.md``.
 """
 
 from __future__ import annotations
