@@ -206,7 +206,7 @@ def _slide(lrs: Array, smoothed: Array, lr_diff: int = 15, thresh: float = 0.005
 #: 0-2 (benchmarks/finder). v2 lowered the edge cap from 0.7 to 0.5 after the benchmark's
 #: 3 held-out tasks showed SGD suggestions too close to the edge; v3 (SGD only) lowered the
 #: cap for a constant lr to 0.4 and added _FLAT_CAP, both chosen on all 10 tasks of that
-#: benchmark, then checked on 2 fresh tasks (see docs/find.md).
+#: benchmark, then checked on 2 fresh tasks (see docs/benchmarks/finder.md).
 _SMOOTH_DECADES = 0.4  # half-width of the centred smoothing window, in decades of lr
 _BASIN = 0.1  # the bottom: the stretch around the minimum within 10% of the descent of it
 _EDGE_RISE = 0.1  # the edge: where the loss climbs back by 10% of its descent ...
