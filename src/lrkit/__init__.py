@@ -20,6 +20,7 @@ subpackages of the same names hold the rest of each area (``from lrkit.diagnose 
 from __future__ import annotations
 
 import importlib as _importlib
+import importlib.util as _importlib_util
 from typing import TYPE_CHECKING
 
 from lrkit._lazy import lazy_exports as _lazy_exports
@@ -93,11 +94,13 @@ if not TYPE_CHECKING:  # type checkers read the imports above; no catch-all __ge
         },
     )
 
-# The functions ``diagnose``, ``tune``, ``advise`` and ``auto`` share their names with
-# subpackages. Importing a subpackage binds it on this package, once, the first time; so they
-# are imported now (cheap: their names load lazily too) and the bindings dropped, and from then
-# on those names reach ``__getattr__``, which gives the functions.
+# The functions ``diagnose``, ``tune``, ``advise`` and ``auto`` share their names with modules
+# of this package (the deprecated aliases of the old subpackage paths). Importing such a module
+# binds it on this package, once, the first time; so they are imported now (cheap: they load
+# nothing) and the bindings dropped, and from then on those names reach ``__getattr__``, which
+# gives the functions.
 for _name in ("advise", "auto", "diagnose", "tune"):
-    _importlib.import_module(f"{__name__}.{_name}")
-    del globals()[_name]
+    if _importlib_util.find_spec(f"{__name__}.{_name}") is not None:
+        _importlib.import_module(f"{__name__}.{_name}")
+        del globals()[_name]
 del _name
