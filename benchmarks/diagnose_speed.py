@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from lrkit.diagnose import diagnose
+from lrkit.diagnosis import diagnose
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "diagnose_speed.json"

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrkit.diagnose._guard import Guard
+from lrkit.diagnosis._guard import Guard
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks" / "diagnose"))

@@ -18,7 +18,7 @@ import lrkit
 SRC = Path(lrkit.__file__).parent
 
 #: the report of ``lrkit auto`` (HTML/markdown layout and the content it lays out)
-REPORT_MODULES = {"lrkit.auto._report", "lrkit.auto._content"}
+REPORT_MODULES = {"lrkit.pipeline._report", "lrkit.pipeline._content"}
 
 
 def _module_name(path: Path) -> str:

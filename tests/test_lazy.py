@@ -97,8 +97,8 @@ def _fresh(code: str) -> dict[str, object]:
     [
         "import lrkit",
         "import lrkit.cli",
-        "import lrkit.finder, lrkit.schedules, lrkit.diagnose, lrkit.tune, lrkit.advise",
-        "import lrkit.auto, lrkit.tasks, lrkit.plotting, lrkit.integrations",
+        "import lrkit.finder, lrkit.schedules, lrkit.diagnosis, lrkit.tuning, lrkit.advice",
+        "import lrkit.pipeline, lrkit.tasks, lrkit.plotting, lrkit.integrations",
     ],
 )
 def test_importing_the_packages_and_the_cli_imports_no_heavy_library(statement: str) -> None:
@@ -124,8 +124,8 @@ def test_names_load_on_first_use_and_functions_win_over_subpackages() -> None:
     code = (
         "import json, sys, inspect, lrkit\n"
         "before = 'torch' in sys.modules\n"
-        "from lrkit.diagnose import diagnose_file\n"  # a subpackage import ...
-        "import lrkit.tune._result\n"
+        "from lrkit.diagnosis import diagnose_file\n"  # a subpackage import ...
+        "import lrkit.tuning._result\n"
         "numpy_only = 'torch' not in sys.modules and 'numpy' in sys.modules\n"
         "kinds = {n: inspect.isfunction(getattr(lrkit, n)) for n in "
         "('diagnose', 'tune', 'advise', 'auto')}\n"  # ... leaves the functions in place

@@ -1,4 +1,4 @@
-"""The tutorial baseline rule set (reference: shared/reference/diagnose.md), on epoch-like points.
+"""The tutorial baseline rule set (reference: shared/reference/diagnosis.md), on epoch-like points.
 
 Given train and val loss per epoch:
 DIVERGING if mean(last 3) > 2 x mean(first 3); STUCK if relative improvement < 1%;

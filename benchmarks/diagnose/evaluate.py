@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-logging.getLogger("lrkit.diagnose._guard").setLevel(logging.ERROR)
+logging.getLogger("lrkit.diagnosis._guard").setLevel(logging.ERROR)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -86,7 +86,7 @@ def _arr(values: list[float | None]) -> np.ndarray:
 def lrkit_verdict(
     run: dict[str, Any], *, lr: bool = True, grad_norm: bool = True
 ) -> tuple[str, int | None]:
-    from lrkit.diagnose import diagnose
+    from lrkit.diagnosis import diagnose
 
     d = diagnose(
         _arr(run["train_loss"]),
@@ -102,7 +102,7 @@ def lrkit_verdict(
 
 def guard_first_alarm(run: dict[str, Any], **thresholds: Any) -> tuple[int | None, str | None]:
     """Replay the run through a warn-only Guard; the first alarm's step and kind."""
-    from lrkit.diagnose._guard import Guard
+    from lrkit.diagnosis._guard import Guard
 
     guard = Guard(policy="warn", **thresholds)
     for step, (loss, gn) in enumerate(zip(run["train_loss"], run["grad_norm"], strict=True)):

@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "finder"))
 from common import RunCache, all_tasks, get_task, grid_lrs  # noqa: E402
 
 from lrkit.tasks import Task  # noqa: E402
-from lrkit.tune import TrialRecord, tune  # noqa: E402
-from lrkit.tune._task import TaskObjective  # noqa: E402
-from lrkit.tune._tune import _auto_space  # noqa: E402
+from lrkit.tuning import TrialRecord, tune  # noqa: E402
+from lrkit.tuning._task import TaskObjective  # noqa: E402
+from lrkit.tuning._tune import _auto_space  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "tune_search.json"
 TOLERANCE = 0.02

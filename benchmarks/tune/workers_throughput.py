@@ -37,8 +37,8 @@ from typing import Any
 import optuna
 import torch
 
-from lrkit.tune import tune
-from lrkit.tune._task import TaskObjective
+from lrkit.tuning import tune
+from lrkit.tuning._task import TaskObjective
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "tune_workers.json"
 

@@ -14,7 +14,7 @@ The public API is re-exported here::
 ``import lrkit`` is cheap: torch, numpy, matplotlib and Optuna load when a name that needs them
 is first used (PEP 562 ``__getattr__``), so the ``lrkit`` command starts at once.
 ``lrkit.diagnose``, ``lrkit.tune``, ``lrkit.advise`` and ``lrkit.auto`` are the functions; the
-subpackages of the same names hold the rest of each area (``from lrkit.diagnose import Guard``).
+subpackages of the same names hold the rest of each area (``from lrkit.diagnosis import Guard``).
 """
 
 from __future__ import annotations
@@ -28,19 +28,19 @@ from lrkit._version import __version__
 
 if TYPE_CHECKING:
     from lrkit import schedules, tasks
-    from lrkit.advise._advice import Advice, advise
-    from lrkit.auto._pipeline import AutoResult, auto
-    from lrkit.diagnose._diagnosis import diagnose
-    from lrkit.diagnose._files import diagnose_file
-    from lrkit.diagnose._findings import Diagnosis, Finding
-    from lrkit.diagnose._guard import Guard, GuardAction, GuardError, GuardEvent
+    from lrkit.advice._advice import Advice, advise
+    from lrkit.diagnosis._diagnosis import diagnose
+    from lrkit.diagnosis._files import diagnose_file
+    from lrkit.diagnosis._findings import Diagnosis, Finding
+    from lrkit.diagnosis._guard import Guard, GuardAction, GuardError, GuardEvent
     from lrkit.finder._range_test import find_lr
     from lrkit.finder._result import RangeTest
+    from lrkit.pipeline._pipeline import AutoResult, auto
     from lrkit.schedules._base import Schedule
     from lrkit.schedules._spec import parse
     from lrkit.schedules._torch import attach
-    from lrkit.tune._result import TuneResult
-    from lrkit.tune._tune import tune
+    from lrkit.tuning._result import TuneResult
+    from lrkit.tuning._tune import tune
 
 __all__ = [
     "__version__",
@@ -78,19 +78,19 @@ if not TYPE_CHECKING:  # type checkers read the imports above; no catch-all __ge
         {
             "lrkit.schedules": ["schedules"],
             "lrkit.tasks": ["tasks"],
-            "lrkit.advise._advice": ["Advice", "advise"],
-            "lrkit.auto._pipeline": ["AutoResult", "auto"],
-            "lrkit.diagnose._diagnosis": ["diagnose"],
-            "lrkit.diagnose._files": ["diagnose_file"],
-            "lrkit.diagnose._findings": ["Diagnosis", "Finding"],
-            "lrkit.diagnose._guard": ["Guard", "GuardAction", "GuardError", "GuardEvent"],
+            "lrkit.advice._advice": ["Advice", "advise"],
+            "lrkit.pipeline._pipeline": ["AutoResult", "auto"],
+            "lrkit.diagnosis._diagnosis": ["diagnose"],
+            "lrkit.diagnosis._files": ["diagnose_file"],
+            "lrkit.diagnosis._findings": ["Diagnosis", "Finding"],
+            "lrkit.diagnosis._guard": ["Guard", "GuardAction", "GuardError", "GuardEvent"],
             "lrkit.finder._range_test": ["find_lr"],
             "lrkit.finder._result": ["RangeTest"],
             "lrkit.schedules._base": ["Schedule"],
             "lrkit.schedules._spec": ["parse"],
             "lrkit.schedules._torch": ["attach"],
-            "lrkit.tune._result": ["TuneResult"],
-            "lrkit.tune._tune": ["tune"],
+            "lrkit.tuning._result": ["TuneResult"],
+            "lrkit.tuning._tune": ["tune"],
         },
     )
 

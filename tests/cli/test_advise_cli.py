@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lrkit.advise import advise
+from lrkit.advice import advise
 from lrkit.cli import main
 
 

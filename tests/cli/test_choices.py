@@ -17,7 +17,7 @@ def test_the_cli_choices_are_the_library_values() -> None:
     import torch
 
     from lrkit.finder import SCHEDULES, find_lr, ramp
-    from lrkit.tune import EARLY_STOPPING, STRATEGIES
+    from lrkit.tuning import EARLY_STOPPING, STRATEGIES
 
     assert [c.value for c in FinderSchedule] == list(SCHEDULES)
     assert [c.value for c in Strategy] == list(STRATEGIES)

@@ -133,7 +133,7 @@ def test_trainer_runs_an_lrkit_schedule_and_logs_guard_events(tmp_path: Path) ->
 def test_diagnose_reads_trainer_state_of_a_real_run(
     tmp_path: Path, lr: float, verdict: str
 ) -> None:
-    from lrkit.diagnose import diagnose_file
+    from lrkit.diagnosis import diagnose_file
 
     model = _gpt2()
     with warnings.catch_warnings():

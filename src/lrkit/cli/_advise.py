@@ -20,14 +20,14 @@ from lrkit.cli._options import (
 )
 
 if TYPE_CHECKING:
-    from lrkit.advise import Advice
+    from lrkit.advice import Advice
 
 __all__ = ["advise_command", "render_advice"]
 
 
 def render_advice(advice: Advice) -> None:
     """Print ``advice`` as rich tables (the numbers, then why, then the notes)."""
-    from lrkit.advise import fmt_lr
+    from lrkit.advice import fmt_lr
 
     low, high = advice.lr_range
     summary = Table(title=f"Advice for {advice.title}", show_header=False, title_justify="left")
@@ -85,7 +85,7 @@ def advise_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
 ) -> None:
     """Starting learning rate, search range, schedule and warmup, each with its source."""
-    from lrkit.advise import advise
+    from lrkit.advice import advise
 
     advice = advise(
         optimizer,

@@ -84,8 +84,8 @@ def auto_command(
     )
     from rich.syntax import Syntax
 
-    from lrkit.advise import fmt_lr
-    from lrkit.auto import auto
+    from lrkit.advice import fmt_lr
+    from lrkit.pipeline import auto
 
     setup = _load(target, task)
     bars: dict[str, TaskID] = {}

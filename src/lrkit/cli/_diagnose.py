@@ -88,7 +88,7 @@ def diagnose_command(
     ] = False,
 ) -> None:
     """Diagnose a training log: verdict, findings, recommended action (exit 1 on a problem)."""
-    from lrkit.diagnose import diagnose_file
+    from lrkit.diagnosis import diagnose_file
 
     diagnosis = diagnose_file(path, train=train, val=val, lr=lr)
     if plot is not None:

@@ -51,7 +51,7 @@ class FinderSchedule(_Choice):
 
 
 class Strategy(_Choice):
-    """``tune --strategy`` (:data:`lrkit.tune.STRATEGIES`)."""
+    """``tune --strategy`` (:data:`lrkit.tuning.STRATEGIES`)."""
 
     grid = "grid"
     random = "random"
@@ -61,7 +61,7 @@ class Strategy(_Choice):
 
 
 class EarlyStopping(_Choice):
-    """``tune --early-stopping`` (:data:`lrkit.tune.EARLY_STOPPING`)."""
+    """``tune --early-stopping`` (:data:`lrkit.tuning.EARLY_STOPPING`)."""
 
     none = "none"
     median = "median"
@@ -85,13 +85,13 @@ def _task_names() -> list[str]:
 
 
 def _optimizer_names() -> tuple[str, ...]:
-    from lrkit.advise import OPTIMIZERS
+    from lrkit.advice import OPTIMIZERS
 
     return OPTIMIZERS
 
 
 def _architecture_names() -> tuple[str, ...]:
-    from lrkit.advise import ARCHITECTURES
+    from lrkit.advice import ARCHITECTURES
 
     return ARCHITECTURES
 

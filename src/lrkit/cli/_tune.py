@@ -26,7 +26,7 @@ from lrkit.cli._app import UserError, app, console, err_console
 from lrkit.cli._options import EarlyStopping, Strategy, complete_tasks
 
 if TYPE_CHECKING:  # the tuning modules load when the verb runs, not for --help
-    from lrkit.tune._result import TrialRecord, TuneResult
+    from lrkit.tuning._result import TrialRecord, TuneResult
 
 __all__ = ["tune_command"]
 
@@ -179,7 +179,7 @@ def _output(result: TuneResult, as_json: bool, plot: Path | None) -> int:
 def _resumed(storage: str | None, study: str) -> tuple[int, float]:
     """Finished trials and best value already in the study (a resumed run's progress bar
     starts there); (0, inf) when there is no such study yet or it cannot be read."""
-    from lrkit.tune._tune import load_result
+    from lrkit.tuning._tune import load_result
 
     if storage == ":memory:":
         return 0, math.inf
@@ -269,7 +269,7 @@ def tune_command(
         TimeElapsedColumn,
     )
 
-    from lrkit.tune._tune import _objective_style, load_result, tune
+    from lrkit.tuning._tune import _objective_style, load_result, tune
 
     optuna = require("optuna", "tune")
     if not logging.getLogger().isEnabledFor(logging.INFO):
@@ -303,7 +303,7 @@ def tune_command(
     study_name = study
     if task is not None:
         from lrkit.tasks import get_task
-        from lrkit.tune._task import TaskObjective
+        from lrkit.tuning._task import TaskObjective
 
         objective = TaskObjective(task, steps=steps, seed=0 if seed is None else seed)
         max_steps = objective.budget

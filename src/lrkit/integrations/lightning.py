@@ -31,7 +31,7 @@ import torch
 from lrkit._optional import MissingExtraError
 
 if TYPE_CHECKING:
-    from lrkit.diagnose import Guard
+    from lrkit.diagnosis import Guard
     from lrkit.finder import RangeTest
 
 try:
@@ -261,7 +261,7 @@ class GuardCallback(Callback):
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         if self._guard is None:
-            from lrkit.diagnose import Guard
+            from lrkit.diagnosis import Guard
 
             kwargs = dict(self._guard_kwargs)
             kwargs.setdefault("model", pl_module)
@@ -275,7 +275,7 @@ class GuardCallback(Callback):
         self._loss = loss.detach()
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
-        from lrkit.diagnose import GuardError
+        from lrkit.diagnosis import GuardError
 
         if self._loss is None:
             return

@@ -23,7 +23,7 @@ import torch
 from lrkit._optional import MissingExtraError
 
 if TYPE_CHECKING:
-    from lrkit.diagnose import Guard
+    from lrkit.diagnosis import Guard
     from lrkit.finder import RangeTest
     from lrkit.schedules import Schedule, ScheduledLR
 
@@ -123,7 +123,7 @@ class GuardCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._guard is None:
-            from lrkit.diagnose import Guard
+            from lrkit.diagnosis import Guard
 
             guard_kwargs = dict(self._guard_kwargs)
             if kwargs.get("model") is not None:
@@ -144,7 +144,7 @@ class GuardCallback(TrainerCallback):
     ) -> None:
         if not logs or "loss" not in logs:
             return
-        from lrkit.diagnose import GuardError
+        from lrkit.diagnosis import GuardError
 
         guard = self.guard
         before = len(guard.events)

@@ -13,7 +13,7 @@ from lrkit._validate import fail
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from lrkit.diagnose._findings import Diagnosis
+    from lrkit.diagnosis._findings import Diagnosis
 
 __all__ = ["plot_diagnosis"]
 
@@ -34,18 +34,18 @@ def plot_diagnosis(
     """Draw ``diagnosis``'s curves with each finding's onset marked; return the Axes.
 
     Args:
-        diagnosis: the result of :func:`lrkit.diagnose.diagnose`.
+        diagnosis: the result of :func:`lrkit.diagnosis.diagnose`.
         ax: draw into this Axes (else a new figure).
         log: logarithmic y axis (default: when the loss is positive and spans > 2 decades).
 
     Example:
-        >>> from lrkit.diagnose import diagnose  # doctest: +SKIP
+        >>> from lrkit.diagnosis import diagnose  # doctest: +SKIP
         >>> ax = plot_diagnosis(diagnose([3.0, 2.0, 1.5] * 10))  # doctest: +SKIP
     """
-    from lrkit.diagnose._findings import Diagnosis
+    from lrkit.diagnosis._findings import Diagnosis
 
     if not isinstance(diagnosis, Diagnosis):
-        fail("diagnosis", diagnosis, "a lrkit.diagnose.Diagnosis")
+        fail("diagnosis", diagnosis, "a lrkit.diagnosis.Diagnosis")
     if ax is None:
         plt: Any = require("matplotlib.pyplot", "plot")
         _, new_ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")

@@ -2,7 +2,7 @@
 optimisation history (each trial's value and the best so far).
 
 matplotlib is imported lazily (``pip install 'lrkit[plot]'``); numbers come from the
-:class:`lrkit.tune.TuneResult` records, this module only draws.
+:class:`lrkit.tuning.TuneResult` records, this module only draws.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from lrkit._validate import fail
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from lrkit.tune._result import TuneResult
+    from lrkit.tuning._result import TuneResult
 
 __all__ = ["plot_tune"]
 
@@ -32,7 +32,7 @@ def plot_tune(
     """Draw ``param`` vs value and the optimisation history into two Axes and return them.
 
     Args:
-        result: a :class:`~lrkit.tune.TuneResult`.
+        result: a :class:`~lrkit.tuning.TuneResult`.
         axes: two Axes to draw into (else a new 1x2 figure).
         param: the parameter on the x axis of the first panel (log scale when all values > 0).
 
