@@ -13,8 +13,11 @@ The public API is re-exported here::
 
 ``import lrkit`` is cheap: torch, numpy, matplotlib and Optuna load when a name that needs them
 is first used (PEP 562 ``__getattr__``), so the ``lrkit`` command starts at once.
-``lrkit.diagnose``, ``lrkit.tune``, ``lrkit.advise`` and ``lrkit.auto`` are the functions; the
-subpackages of the same names hold the rest of each area (``from lrkit.diagnosis import Guard``).
+Functions are verbs, modules are nouns (as in optax and Optuna): ``lrkit.diagnose``,
+``lrkit.tune``, ``lrkit.advise`` and ``lrkit.auto`` are the functions, and each area's module
+holds the rest: :mod:`lrkit.finder`, :mod:`lrkit.schedules`, :mod:`lrkit.diagnosis`,
+:mod:`lrkit.tuning`, :mod:`lrkit.advice`, :mod:`lrkit.pipeline`, :mod:`lrkit.plotting`,
+:mod:`lrkit.tasks` (``from lrkit.diagnosis import Guard``).
 """
 
 from __future__ import annotations
