@@ -55,8 +55,8 @@ dist: $(VENV)/.dev-installed
 	  || { cat "$$tmp/build.log"; exit 1; } && \
 	$(BIN)/twine check --strict "$$tmp"/*.whl "$$tmp"/*.tar.gz && \
 	$(BIN)/python -c "import sys, zipfile; names = set(zipfile.ZipFile(sys.argv[1]).namelist()); \
-	need = {'lrkit/py.typed', 'lrkit/auto/templates/report.html.j2', \
-	'lrkit/auto/templates/report.md.j2', 'lrkit/auto/templates/report.css'}; \
+	need = {'lrkit/py.typed', 'lrkit/pipeline/templates/report.html.j2', \
+	'lrkit/pipeline/templates/report.md.j2', 'lrkit/pipeline/templates/report.css'}; \
 	missing = need - names; print('dist: wheel is missing', sorted(missing)) if missing else None; \
 	sys.exit(bool(missing))" "$$tmp"/*.whl && \
 	echo "dist: $$(cd "$$tmp" && ls *.whl *.tar.gz | tr '\n' ' ')built and checked"
