@@ -11,17 +11,19 @@ Example:
     True
 """
 
-from lrkit.finder._range_test import ema, find_lr, ramp
+from lrkit._state import Snapshot, SnapshotError, take_snapshot
+from lrkit.finder._range_test import MAX_STEPS, ema, find_lr, ramp
 from lrkit.finder._result import STOP_REASONS, RangeTest
 from lrkit.finder._rules import METHODS, SCHEDULES, Suggestion, suggest, suggest_range
-from lrkit.finder._snapshot import Snapshot, take_snapshot
 
 __all__ = [
+    "MAX_STEPS",
     "METHODS",
     "SCHEDULES",
     "STOP_REASONS",
     "RangeTest",
     "Snapshot",
+    "SnapshotError",
     "Suggestion",
     "ema",
     "find_lr",
