@@ -12,7 +12,7 @@ Example:
     'warmup(100, cosine(900, floor=0.05), start=0.0)'
 """
 
-from lrkit.schedules._base import Schedule
+from lrkit.schedules._base import MAX_MULTIPLIER, MAX_STEP, Schedule
 from lrkit.schedules._compose import Floor, Join, Scale, Warmup, floor, join, scale, warmup
 from lrkit.schedules._kinds import (
     WSD,
@@ -34,6 +34,8 @@ from lrkit.schedules._spec import KindInfo, ParamInfo, SpecError, format_spec, k
 from lrkit.schedules._torch import ScheduledLR, attach
 
 __all__ = [
+    "MAX_MULTIPLIER",
+    "MAX_STEP",
     "Schedule",
     "parse",
     "format_spec",
