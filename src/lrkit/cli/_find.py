@@ -22,6 +22,7 @@ from lrkit._setup import Setup
 from lrkit._validate import fail
 from lrkit.cli._app import app, console, err_console
 from lrkit.cli._options import SetupTarget, TaskName
+from lrkit.cli._output import plot_path
 from lrkit.cli._target import exactly_one, setup_from_target
 
 __all__ = ["find_command", "load_setup", "render_result"]
@@ -107,12 +108,13 @@ def find_command(
     ] = False,
 ) -> None:
     """Run a learning-rate range test and show every rule's suggestion."""
-    from lrkit.finder import METHODS, SCHEDULES, find_lr
+    from lrkit.finder import MAX_STEPS, METHODS, SCHEDULES, find_lr
 
     if schedule not in SCHEDULES:
         fail("--schedule", schedule, "one of " + ", ".join(repr(s) for s in SCHEDULES))
-    if plot is not None and not plot.parent.exists():
-        raise FileNotFoundError(f"--plot directory {str(plot.parent)!r} does not exist")
+    if not 10 <= steps <= MAX_STEPS:  # before the setup is built
+        fail("--steps", steps, f"an integer in [10, {MAX_STEPS:_}]")
+    plot = plot_path(plot)
     setup, title = load_setup(target, task, seed)
     if val and setup.val_loader is None:
         raise ValueError(f"--val needs a val_loader, but {title} has val_loader=None")

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from lrkit._validate import check_int, fail
 from lrkit.cli._app import app, console
+from lrkit.cli._output import plot_path
 from lrkit.schedules._base import Schedule
 from lrkit.schedules._points import key_points, warmup_steps
 
@@ -188,10 +189,8 @@ def schedule_command(
         fail("SPEC", spec, "a schedule spec such as 'cosine(1000)' (or use --list)")
     count = _parse_steps(steps)
     base_lr = _parse_lr(lr)
-    for label, path in (("plot", plot), ("csv", csv)):
-        _check_output(label, path)
-    if plot is not None and not plot.suffix:
-        plot = plot.with_suffix(".png")  # what matplotlib writes for a name without one
+    _check_output("csv", csv)
+    plot = plot_path(plot)
     from lrkit.schedules import parse
 
     schedule = parse(spec)
