@@ -12,9 +12,12 @@ import base64
 import html
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from lrkit._files import write_files
 
 __all__ = [
     "Card",
@@ -212,46 +215,74 @@ def render_html(content: ReportContent) -> str:
     return "\n".join(parts)
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# every character that can start markdown syntax inside a line (emphasis, code, links, raw HTML
+# and autolinks, entities, tables, strike-through) is escaped with a backslash (CommonMark 2.4)
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
+# a line may not start a block: heading, list item, setext underline (the text is stripped,
+# so it cannot start an indented code block either)
+_MD_LINE_START = re.compile(r"^([#+=-]|\d+[.)])")
+
+
+def _md(text: object) -> str:
+    """Any text (class names and messages from user objects too) as literal markdown.
+
+    The text renders as itself, on one line: no raw HTML, link, emphasis, code span or block
+    construct in it survives.
+    """
+    flat = " ".join(str(text).splitlines()).strip()
+    escaped = _MD_INLINE.sub(r"\\\1", flat)
+    return _MD_LINE_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], escaped)
+
+
+def _fence(code: str) -> str:
+    """A code fence longer than any run of backticks in ``code`` (it cannot be closed early)."""
+    longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def render_markdown(content: ReportContent) -> str:
     """The report as markdown; figures are linked as ``<name>.png`` next to the file."""
-    lines = [f"# {content.title}", "", f"_{content.subtitle}_", "", f"> {content.headline}", ""]
-    lines += ["| " + " | ".join(_md_cell(c.label) for c in content.cards) + " |"]
+    lines = [
+        f"# {_md(content.title)}",
+        "",
+        f"_{_md(content.subtitle)}_",
+        "",
+        f"> {_md(content.headline)}",
+        "",
+    ]
+    lines += ["| " + " | ".join(_md(c.label) for c in content.cards) + " |"]
     lines += ["|" + "---|" * len(content.cards)]
-    lines += ["| " + " | ".join(f"**{_md_cell(c.value)}**" for c in content.cards) + " |"]
-    lines += ["| " + " | ".join(_md_cell(c.detail) for c in content.cards) + " |", ""]
+    lines += ["| " + " | ".join(f"**{_md(c.value)}**" for c in content.cards) + " |"]
+    lines += ["| " + " | ".join(_md(c.detail) for c in content.cards) + " |", ""]
     for section in content.sections:
-        lines += [f"## {section.title}", ""]
+        lines += [f"## {_md(section.title)}", ""]
         for p in section.paragraphs:
-            lines += [p, ""]
+            lines += [_md(p), ""]
         if section.figure is not None:
             fig = section.figure
-            lines += [f"![{fig.alt}]({fig.name}.png)", ""]
+            lines += [f"![{_md(fig.alt)}]({fig.name}.png)", ""]
             if fig.caption:
-                lines += [f"_{fig.caption}_", ""]
+                lines += [f"_{_md(fig.caption)}_", ""]
         if section.rows:
             headers = section.headers or tuple("" for _ in section.rows[0])
-            lines += ["| " + " | ".join(_md_cell(h) for h in headers) + " |"]
+            lines += ["| " + " | ".join(_md(h) for h in headers) + " |"]
             lines += ["|" + "---|" * len(headers)]
             lines += [
                 "| "
                 + " | ".join(
-                    f"**{_md_cell(c)}**" if i in section.highlight and c else _md_cell(c)
-                    for c in row
+                    f"**{_md(c)}**" if i in section.highlight and c else _md(c) for c in row
                 )
                 + " |"
                 for i, row in enumerate(section.rows)
             ]
             lines += [""]
         if section.code is not None:
-            lines += ["```python", section.code.rstrip(), "```", ""]
+            fence = _fence(section.code)
+            lines += [f"{fence}python", section.code.rstrip(), fence, ""]
     if content.notes:
-        lines += ["## Notes", ""] + [f"- {n}" for n in content.notes] + [""]
+        lines += ["## Notes", ""] + [f"- {_md(n)}" for n in content.notes] + [""]
     if content.footer:
-        lines += [f"_{content.footer}_", ""]
+        lines += [f"_{_md(content.footer)}_", ""]
     return "\n".join(lines)
 
 
@@ -264,17 +295,25 @@ def write_report(content: ReportContent, out: str | Path) -> dict[str, Path]:
     directory = Path(out)
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"out must be a directory, but got out={str(directory)!r} (a file)")
-    directory.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for fig in content.figures:
-        path = directory / f"{fig.name}.png"
-        path.write_bytes(fig.png)
-        paths[fig.name] = path
+    paths: dict[str, Path] = {fig.name: directory / f"{fig.name}.png" for fig in content.figures}
     paths["html"] = directory / "report.html"
-    paths["html"].write_text(render_html(content), encoding="utf-8")
     paths["markdown"] = directory / "report.md"
-    paths["markdown"].write_text(render_markdown(content), encoding="utf-8")
     paths["json"] = directory / "result.json"
-    paths["json"].write_text(json.dumps(content.data, indent=2, default=str), encoding="utf-8")
+    files: dict[Path, bytes | str] = {paths[fig.name]: fig.png for fig in content.figures}
+    files[paths["html"]] = render_html(content)
+    files[paths["markdown"]] = render_markdown(content)
+    files[paths["json"]] = json.dumps(content.data, indent=2, default=str)
+    # the whole report or nothing: a full disk leaves no partial file (and no new folder)
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        write_files(files)
+    except BaseException:
+        for folder in created:  # deepest first; only while still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     logger.info("report written to %s", paths["html"])
     return paths
