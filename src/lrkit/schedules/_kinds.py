@@ -754,7 +754,7 @@ class WSD(_Kind):
         Param("decay", "int", "length of the cooldown (HF: num_decay_steps)"),
         Param("cooldown", "choice", "cooldown curve; sqrt is HF's '1-sqrt'", _COOLDOWNS),
         Param("floor", "real", "multiplier after the cooldown, in [0, 1] (HF: min_lr_ratio)"),
-        Param("cycles", "real", "cosine waves in the cooldown (HF: num_cycles)"),
+        Param("cycles", "real", "cosine waves in the cooldown, at most 1e6 (HF: num_cycles)"),
     )
     _positional = 2
     summary = "stable at the peak, then a short cooldown (MiniCPM / WSD)"
@@ -770,6 +770,8 @@ class WSD(_Kind):
         _set(self, "cooldown", check_choice("cooldown", self.cooldown, _COOLDOWNS))
         _set(self, "floor", _fraction("floor", self.floor))
         cycles = check_real("cycles", self.cycles, minimum=0.0, min_inclusive=False)
+        if cycles > 1e6:  # cos() of a non-finite angle would be NaN
+            fail("cycles", self.cycles, "a number in (0, 1e6]")
         _set(self, "cycles", cycles)
 
     def _at(self, step: int) -> float:
