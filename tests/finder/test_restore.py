@@ -207,3 +207,25 @@ def test_snapshot_round_trip_keeps_tied_weights() -> None:
     snap.restore()
     assert torch.equal(emb.weight, w)
     assert head.weight is emb.weight
+
+
+def test_a_dataloaders_own_generator_is_restored() -> None:
+    """Shuffling with ``DataLoader(generator=g)`` draws from g, not from the global RNG."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 6)
+    data = torch.utils.data.TensorDataset(x, x[:, :1])
+    gen = torch.Generator().manual_seed(7)
+    sampler_gen = torch.Generator().manual_seed(8)
+    loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True, generator=gen)
+    sampled = torch.utils.data.DataLoader(
+        data, batch_size=8, sampler=torch.utils.data.RandomSampler(data, generator=sampler_gen)
+    )
+    model = torch.nn.Linear(6, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    states = (gen.get_state(), sampler_gen.get_state())
+    first_batch = next(iter(loader))[0].clone()
+    gen.set_state(states[0])
+    find_lr(model, opt, torch.nn.functional.mse_loss, loader, num_steps=12, val_loader=sampled)
+    assert torch.equal(gen.get_state(), states[0])
+    assert torch.equal(sampler_gen.get_state(), states[1])
+    assert torch.equal(next(iter(loader))[0], first_batch)  # training sees the same batches
