@@ -175,14 +175,15 @@ class Snapshot:
     def restore(self, *, keep: bool = False) -> None:
         """Write every saved value back in place (bitwise); SIGINT / SIGTERM wait until done.
 
-        Afterwards the on-disk copy is deleted, unless ``keep`` (restore again later). When
-        the restore fails, the on-disk copy is kept and the exception says where it is.
+        Afterwards the on-disk copy is deleted, unless ``keep`` (restore again later; the
+        caller then discards it). When a restore without ``keep`` fails, the on-disk copy is
+        kept (also past interpreter exit) and the exception says where it is.
         """
         with uninterruptible():
             try:
                 self._write_back()
             except BaseException as exc:
-                if self.path is not None:
+                if self.path is not None and not keep:
                     self._keep_file()
                     exc.add_note(
                         f"lrkit: the state saved before is kept in {self.path} "

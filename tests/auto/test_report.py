@@ -214,7 +214,16 @@ def test_markdown_renders_user_text_literally(hostile: str) -> None:
     assert _structure(md) == _structure(render_markdown(_report_with("plain words")))
     html = MarkdownIt("commonmark").enable("table").render(md)
     flat = " ".join(hostile.splitlines()).strip()
-    # every field shows the text itself (on one line), not what it would mean as markdown
-    assert _text_of(html).count(flat) >= 12, (flat, html)
+    # every field shows exactly the text itself (on one line): not what it would mean as
+    # markdown, and no stray backslash
+    paragraphs = [_text_of(p) for p in re.findall(r"<p>(.*?)</p>", html, re.S)]
+    assert flat in paragraphs and f"x {flat}" in paragraphs, (flat, paragraphs)
+    assert f"Use {flat} at 1e-3" in paragraphs  # the headline (in a quote)
+    cells = [_text_of(c) for c in re.findall(r"<t[dh]>(.*?)</t[dh]>", html, re.S)]
+    assert cells.count(flat) == 3 + 2, (flat, cells)  # the card's 3 cells, 2 in the table
+    items = [_text_of(i) for i in re.findall(r"<li>(.*?)</li>", html, re.S)]
+    assert items == [flat], items
+    headings = [_text_of(h) for h in re.findall(r"<h[12]>(.*?)</h[12]>", html, re.S)]
+    assert headings == [f"lrkit auto: {flat}", flat, "Notes"], headings
     code = content.sections[0].code
     assert code is not None and f"{_text_of(html)}".count(code.rstrip()) == 1

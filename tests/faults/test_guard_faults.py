@@ -130,3 +130,28 @@ def test_a_snapshot_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "new" / "snaps").iterdir()] == ["guard-step000000000.pt"]
     guard.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_an_unreadable_snapshot_is_a_guard_error_with_the_model_untouched(tmp_path: Path) -> None:
+    import math
+
+    import torch
+
+    from lrkit.diagnose import Guard, GuardError
+
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    guard = Guard(policy="rollback", model=model, optimizer=opt, snapshot="disk",
+                  snapshot_dir=tmp_path / "snaps")  # fmt: skip
+    guard.take_snapshot(0)
+    (path,) = (tmp_path / "snaps").iterdir()
+    path.write_bytes(b"not a snapshot")  # the disk went bad
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    weight = model.weight.detach().clone()
+    with pytest.raises(GuardError, match="could not be read back") as info:
+        guard.step(1, math.nan)
+    assert "\n" not in str(info.value) and info.value.event.action == "gave_up"
+    assert torch.equal(model.weight, weight)  # nothing half-restored
+    guard.close()
+    assert not (tmp_path / "snaps").exists()

@@ -229,3 +229,30 @@ def test_a_dataloaders_own_generator_is_restored() -> None:
     assert torch.equal(gen.get_state(), states[0])
     assert torch.equal(sampler_gen.get_state(), states[1])
     assert torch.equal(next(iter(loader))[0], first_batch)  # training sees the same batches
+
+
+def test_a_failed_restore_keeps_the_disk_snapshot_and_names_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = torch.nn.Linear(6, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    weight = model.weight.detach().clone()
+
+    def step_fn(m: torch.nn.Module, batch: Any) -> torch.Tensor:
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(m(x), y)
+        if len(calls) == 3:  # user code swaps the weight for another shape: cannot copy back
+            m.weight.data = torch.zeros(2, 2)
+        calls.append(1)
+        return loss
+
+    calls: list[int] = []
+    with pytest.raises(RuntimeError) as info:
+        find_lr(model, opt, None, regression_data(3), step_fn=step_fn, num_steps=12,
+                snapshot="disk")  # fmt: skip
+    kept = list(tmp_path.rglob("snapshot.pt"))
+    assert len(kept) == 1  # not deleted: the restore did not succeed
+    assert any(str(kept[0]) in note for note in info.value.__notes__)
+    saved = torch.load(kept[0], weights_only=True)
+    assert any(t.shape == weight.shape and torch.equal(t, weight) for t in saved)

@@ -218,20 +218,29 @@ def render_html(content: ReportContent) -> str:
 # every character that can start markdown syntax inside a line (emphasis, code, links, raw HTML
 # and autolinks, entities, tables, strike-through) is escaped with a backslash (CommonMark 2.4)
 _MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
-# a line may not start a block: heading, list item, setext underline (the text is stripped,
-# so it cannot start an indented code block either)
-_MD_LINE_START = re.compile(r"^([#+=-]|\d+[.)])")
+# at the start of a line: a heading, list item, thematic break or setext underline
+_MD_LINE_START = re.compile(r"^(#{1,6}|[-+]|\d{1,9}[.)])(?=\s|$)|^(=+|-+)\s*$")
 
 
-def _md(text: object) -> str:
+def _md(text: object, *, starts_line: bool = False) -> str:
     """Any text (class names and messages from user objects too) as literal markdown.
 
-    The text renders as itself, on one line: no raw HTML, link, emphasis, code span or block
-    construct in it survives.
+    The text renders as itself, on one line: no raw HTML, link, emphasis or code span in it
+    survives, nor (``starts_line``: it begins a line or a list item) a block construct.
     """
     flat = " ".join(str(text).splitlines()).strip()
     escaped = _MD_INLINE.sub(r"\\\1", flat)
-    return _MD_LINE_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], escaped)
+    if starts_line:
+        escaped = _MD_LINE_START.sub(_escape_marker, escaped, count=1)
+    return escaped
+
+
+def _escape_marker(match: re.Match[str]) -> str:
+    """``\\#``, ``\\-``, ``\\+``, ``\\=``; ``1\\.`` (a backslash before a digit escapes nothing)."""
+    marker = match.group(0)
+    if marker[0].isdigit():
+        return marker[:-1] + "\\" + marker[-1]
+    return "\\" + marker
 
 
 def _fence(code: str) -> str:
@@ -247,7 +256,7 @@ def render_markdown(content: ReportContent) -> str:
         "",
         f"_{_md(content.subtitle)}_",
         "",
-        f"> {_md(content.headline)}",
+        f"> {_md(content.headline, starts_line=True)}",
         "",
     ]
     lines += ["| " + " | ".join(_md(c.label) for c in content.cards) + " |"]
@@ -257,7 +266,7 @@ def render_markdown(content: ReportContent) -> str:
     for section in content.sections:
         lines += [f"## {_md(section.title)}", ""]
         for p in section.paragraphs:
-            lines += [_md(p), ""]
+            lines += [_md(p, starts_line=True), ""]
         if section.figure is not None:
             fig = section.figure
             lines += [f"![{_md(fig.alt)}]({fig.name}.png)", ""]
@@ -280,7 +289,7 @@ def render_markdown(content: ReportContent) -> str:
             fence = _fence(section.code)
             lines += [f"{fence}python", section.code.rstrip(), fence, ""]
     if content.notes:
-        lines += ["## Notes", ""] + [f"- {_md(n)}" for n in content.notes] + [""]
+        lines += ["## Notes", ""] + [f"- {_md(n, starts_line=True)}" for n in content.notes] + [""]
     if content.footer:
         lines += [f"_{_md(content.footer)}_", ""]
     return "\n".join(lines)

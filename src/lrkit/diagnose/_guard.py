@@ -916,15 +916,14 @@ class Guard:
             try:
                 kept.state.restore(keep=True)
             except Exception as exc:  # unreadable snapshot file: nothing was written
+                why = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
                 failed = replace(
-                    base,
-                    action="gave_up",
-                    detail={"reason": f"snapshot unreadable: {type(exc).__name__}: {exc}"},
+                    base, action="gave_up", detail={"reason": f"snapshot unreadable: {why}"}
                 )
                 self._record(failed, logging.ERROR)
                 raise GuardError(
                     f"{failed.describe()}: the snapshot of step {kept.step} could not be read "
-                    f"back ({type(exc).__name__}: {exc}); the model was not changed",
+                    f"back ({why}); the model was not changed",
                     failed,
                 ) from exc
             # newer snapshots may hold the anomaly: drop them
