@@ -21,8 +21,11 @@ __all__ = [
 
 
 def fail(name: str, value: object, expected: str) -> NoReturn:
-    """Raise the one ValueError format used across lrkit."""
-    raise ValueError(f"{name} must be {expected}, but got {name}={value!r}")
+    """Raise the one ValueError format used across lrkit (a very long value is shortened)."""
+    text = repr(value)
+    if len(text) > 100:
+        text = f"{text[:60]}...{text[-20:]} ({len(text)} characters)"
+    raise ValueError(f"{name} must be {expected}, but got {name}={text}")
 
 
 def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
@@ -50,7 +53,10 @@ def check_real(
     """Return ``value`` as a finite float within the given bounds, or raise ValueError."""
     if isinstance(value, bool) or not isinstance(value, Real):
         fail(name, value, "a finite number")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int beyond the float range
+        fail(name, value, "a finite number")
     if not math.isfinite(result):
         fail(name, value, "a finite number")
     if minimum is not None and (result < minimum or (not min_inclusive and result == minimum)):

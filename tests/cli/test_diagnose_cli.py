@@ -112,7 +112,8 @@ def test_plot_into_missing_directory_exits_2(
     pytest.importorskip("matplotlib")
     path = _write(tmp_path / "ok.jsonl", _curve())
     assert main(["diagnose", str(path), "--plot", str(tmp_path / "no" / "p.png")]) == 2
-    assert "plot directory does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == f"lrkit: error: --plot directory {str(tmp_path / 'no')!r} does not exist\n"
 
 
 @pytest.mark.parametrize("where", ["parent is a file", "target is a directory"])
@@ -129,3 +130,22 @@ def test_plot_to_unwritable_path_exits_2(
     assert main(["diagnose", str(path), "--plot", str(target)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lrkit: error: --plot") and len(err.strip().splitlines()) == 1
+
+
+def test_plot_to_a_directory_is_refused_and_a_bare_name_reports_the_png(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    path = _write(tmp_path / "ok.jsonl", _curve())
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    assert main(["diagnose", str(path), "--plot", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"lrkit: error: --plot must be a file name, not a directory, but got --plot='{folder}'\n"
+    )
+    assert not (tmp_path / "plots.png").exists()
+    assert main(["diagnose", str(path), "--plot", str(folder / "d"), "--json"]) in (0, 1)
+    assert json.loads(capsys.readouterr().out)["plot"] == str(folder / "d.png")
+    assert [p.name for p in folder.iterdir()] == ["d.png"]

@@ -59,8 +59,18 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_json_output_has_curve_suggestions_range(
     target: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "find", f"{target}:make", "--steps", "40", "--start-lr", "1e-5",
-                         "--end-lr", "10", "--json")
+    code, out, err = run(
+        capsys,
+        "find",
+        f"{target}:make",
+        "--steps",
+        "40",
+        "--start-lr",
+        "1e-5",
+        "--end-lr",
+        "10",
+        "--json",
+    )
     payload = json.loads(out)
     from lrkit.finder import METHODS, RangeTest
 
@@ -79,8 +89,9 @@ def test_table_marks_default_and_writes_plot(
 ) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "lr.png"
-    code, out, err = run(capsys, "find", f"{target}:make", "--steps", "30", "--start-lr", "1e-5",
-                         "--plot", str(png))
+    code, out, err = run(
+        capsys, "find", f"{target}:make", "--steps", "30", "--start-lr", "1e-5", "--plot", str(png)
+    )
     assert code in (0, 1)
     assert "lrkit (default)" in out
     for method in ("steepest", "valley", "minimum", "slide"):
@@ -90,8 +101,21 @@ def test_table_marks_default_and_writes_plot(
 
 
 def test_val_mode_and_linear(target: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "find", f"{target}:make", "--steps", "20", "--val",
-                       "--mode", "linear", "--start-lr", "1e-4", "--end-lr", "1", "--json")
+    code, out, _ = run(
+        capsys,
+        "find",
+        f"{target}:make",
+        "--steps",
+        "20",
+        "--val",
+        "--mode",
+        "linear",
+        "--start-lr",
+        "1e-4",
+        "--end-lr",
+        "1",
+        "--json",
+    )
     payload = json.loads(out)
     assert payload["result"]["curve"] == "val"
     assert payload["result"]["settings"]["mode"] == "linear"
@@ -129,7 +153,8 @@ def test_unimportable_target(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--start-lr", "0"], "start_lr"),
         (["--start-lr", "1", "--end-lr", "0.5"], "end_lr"),
-        (["--steps", "5"], "num_steps"),
+        (["--steps", "5"], "--steps must be an integer in [10, 1_000_000]"),
+        (["--steps", "2000000000"], "--steps must be an integer in [10, 1_000_000]"),
         (["--mode", "cosine"], "mode"),
         (["--schedule", "step"], "--schedule"),
         (["--steps", "ten"], "steps"),
@@ -151,10 +176,39 @@ def test_target_and_task_are_exclusive(target: str, capsys: pytest.CaptureFixtur
 
 def test_builtin_task_offline(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("sklearn", reason="the digits task needs scikit-learn (lrkit[tasks])")
-    code, out, _ = run(capsys, "find", "--task", "digits", "--steps", "30", "--start-lr", "1e-4",
-                       "--json")
+    code, out, _ = run(
+        capsys, "find", "--task", "digits", "--steps", "30", "--start-lr", "1e-4", "--json"
+    )
     payload = json.loads(out)
     assert payload["source"] == "task 'digits'"
     assert len(payload["result"]["lrs"]) >= 10
     code, _, err = run(capsys, "find", "--task", "no-such-task")
     assert code == 2 and "task must be one of" in err
+
+
+def test_plot_path_is_the_file_written_and_a_directory_is_refused(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    code, out, err = run(capsys, "find", f"{target}:make", "--steps", "12", "--plot", str(folder))
+    assert code == 2 and not out
+    assert (
+        err
+        == f"lrkit: error: --plot must be a file name, not a directory, but got --plot='{folder}'\n"
+    )
+    assert not (tmp_path / "plots.png").exists()  # matplotlib's silent '<dir>.png' never happens
+    code, out, err = run(
+        capsys, "find", f"{target}:make", "--steps", "12", "--plot", str(folder / "lr")
+    )
+    assert code in (0, 1), err
+    assert f"plot written to {folder / 'lr.png'}" in out
+    assert (folder / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, err = run(
+        capsys, "find", f"{target}:make", "--steps", "12", "--json", "--plot", str(folder / "c")
+    )
+    assert json.loads(out)["plot"] == str(folder / "c.png") and (folder / "c.png").exists()
+    code, _, err = run(capsys, "find", f"{target}:make", "--plot", str(folder / "lr.xyz"))
+    assert code == 2 and "--plot must be a file name ending in one of" in err and ".png" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["c.png", "lr.png"]

@@ -207,3 +207,52 @@ def test_snapshot_round_trip_keeps_tied_weights() -> None:
     snap.restore()
     assert torch.equal(emb.weight, w)
     assert head.weight is emb.weight
+
+
+def test_a_dataloaders_own_generator_is_restored() -> None:
+    """Shuffling with ``DataLoader(generator=g)`` draws from g, not from the global RNG."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 6)
+    data = torch.utils.data.TensorDataset(x, x[:, :1])
+    gen = torch.Generator().manual_seed(7)
+    sampler_gen = torch.Generator().manual_seed(8)
+    loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True, generator=gen)
+    sampled = torch.utils.data.DataLoader(
+        data, batch_size=8, sampler=torch.utils.data.RandomSampler(data, generator=sampler_gen)
+    )
+    model = torch.nn.Linear(6, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    states = (gen.get_state(), sampler_gen.get_state())
+    first_batch = next(iter(loader))[0].clone()
+    gen.set_state(states[0])
+    find_lr(model, opt, torch.nn.functional.mse_loss, loader, num_steps=12, val_loader=sampled)
+    assert torch.equal(gen.get_state(), states[0])
+    assert torch.equal(sampler_gen.get_state(), states[1])
+    assert torch.equal(next(iter(loader))[0], first_batch)  # training sees the same batches
+
+
+def test_a_failed_restore_keeps_the_disk_snapshot_and_names_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = torch.nn.Linear(6, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    weight = model.weight.detach().clone()
+
+    def step_fn(m: torch.nn.Module, batch: Any) -> torch.Tensor:
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(m(x), y)
+        if len(calls) == 3:  # user code swaps the weight for another shape: cannot copy back
+            m.weight.data = torch.zeros(2, 2)
+        calls.append(1)
+        return loss
+
+    calls: list[int] = []
+    with pytest.raises(RuntimeError) as info:
+        find_lr(model, opt, None, regression_data(3), step_fn=step_fn, num_steps=12,
+                snapshot="disk")  # fmt: skip
+    kept = list(tmp_path.rglob("snapshot.pt"))
+    assert len(kept) == 1  # not deleted: the restore did not succeed
+    assert any(str(kept[0]) in note for note in info.value.__notes__)
+    saved = torch.load(kept[0], weights_only=True)
+    assert any(t.shape == weight.shape and torch.equal(t, weight) for t in saved)

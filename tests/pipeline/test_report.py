@@ -101,7 +101,7 @@ def test_highlighted_rows_and_footer(tmp_path: Path) -> None:
     assert "range test 0.5 s &lt;fast&gt;<br>" in html
     md = write_report(content, tmp_path)["markdown"].read_text()
     assert "| a | 1 |" in md and "| **b** | **2** |" in md
-    assert "_range test 0.5 s <fast>_" in md
+    assert "_range test 0.5 s \\<fast\\>_" in md  # escaped: markdown keeps no raw HTML
 
 
 def test_write_report_refuses_a_file(tmp_path: Path) -> None:
@@ -142,3 +142,88 @@ def test_probe_catches_broken_pages(
     assert any("boom" in e for e in probe["errors"])
     assert any("nope" in e for e in probe["errors"])
     assert probe["console"]
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "**bold** and _em_ and `code`",
+    "[click](javascript:alert(1)) ![img](http://x/y.png) <http://x.y>",
+    "# heading",
+    "- item",
+    "1. item",
+    "=====",
+    "a | b | c",
+    "&lt;b&gt; &amp; &#60;",
+    "line one\nline two\r\n# not a heading",
+    "~~strike~~ \\ backslash",
+]
+
+
+def _text_of(html: str) -> str:
+    import html as html_lib
+
+    return html_lib.unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def _report_with(text: str) -> ReportContent:
+    return ReportContent(
+        title=f"lrkit auto: {text}",
+        subtitle=text,
+        cards=(Card(text, text, text),),
+        headline=f"Use {text} at 1e-3",
+        headline_tone="good",
+        sections=(
+            Section(
+                text,
+                paragraphs=(text, f"x {text}"),
+                figure=Figure("range_test", b"", text, text),
+                headers=("what", "value"),
+                rows=((text, "1"), ("2", text)),
+                highlight=(0,),
+                code=f"opt = {text!r}\n```\n",
+            ),
+        ),
+        notes=(text,),
+        footer=text,
+    )
+
+
+def _structure(md: str) -> list[str]:
+    """The markdown's syntax tree, without the words (text tokens)."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(md)
+    kinds = []
+    for t in tokens:
+        kinds.append(t.type)
+        kinds += [c.type for c in t.children or [] if c.type not in ("text", "text_special")]
+    return kinds
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_markdown_renders_user_text_literally(hostile: str) -> None:
+    from markdown_it import MarkdownIt
+
+    from lrkit.pipeline import render_markdown
+
+    content = _report_with(hostile)
+    md = render_markdown(content)
+    # the same tree as for plain words: no HTML, link, image, emphasis, list, heading or
+    # table cell comes from the text
+    assert _structure(md) == _structure(render_markdown(_report_with("plain words")))
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    flat = " ".join(hostile.splitlines()).strip()
+    # every field shows exactly the text itself (on one line): not what it would mean as
+    # markdown, and no stray backslash
+    paragraphs = [_text_of(p) for p in re.findall(r"<p>(.*?)</p>", html, re.S)]
+    assert flat in paragraphs and f"x {flat}" in paragraphs, (flat, paragraphs)
+    assert f"Use {flat} at 1e-3" in paragraphs  # the headline (in a quote)
+    cells = [_text_of(c) for c in re.findall(r"<t[dh]>(.*?)</t[dh]>", html, re.S)]
+    assert cells.count(flat) == 3 + 2, (flat, cells)  # the card's 3 cells, 2 in the table
+    items = [_text_of(i) for i in re.findall(r"<li>(.*?)</li>", html, re.S)]
+    assert items == [flat], items
+    headings = [_text_of(h) for h in re.findall(r"<h[12]>(.*?)</h[12]>", html, re.S)]
+    assert headings == [f"lrkit auto: {flat}", flat, "Notes"], headings
+    code = content.sections[0].code
+    assert code is not None and f"{_text_of(html)}".count(code.rstrip()) == 1

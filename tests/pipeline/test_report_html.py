@@ -76,7 +76,7 @@ def test_no_field_can_inject_markup() -> None:
     assert page.count("&lt;script&gt;") >= 10
 
 
-def test_markdown_is_not_html_escaped_and_escapes_table_pipes() -> None:
+def test_markdown_escapes_with_backslashes_not_html_entities() -> None:
     text = render_markdown(_content("a | <b>"))
-    assert "# a | <b>" in text and "&lt;" not in text
-    assert "| **a \\| <b>** | **1** |" in text
+    assert "# a \\| \\<b\\>" in text and "&lt;" not in text
+    assert "| **a \\| \\<b\\>** | **1** |" in text

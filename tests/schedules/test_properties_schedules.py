@@ -6,6 +6,7 @@ import math
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -138,12 +139,18 @@ def _join(draw: st.DrawFn, inner: st.SearchStrategy[Schedule]) -> Join:
     return Join(tuple(pieces), tuple(bounds))
 
 
+def _bounded_scale(inner: Schedule, factor: float) -> Scale:
+    from lrkit.schedules import MAX_MULTIPLIER
+
+    return Scale(inner, min(factor, MAX_MULTIPLIER / max(inner._peak(), 1.0)))
+
+
 schedules = st.recursive(
     kinds_,
     lambda inner: st.one_of(
         _warmup(inner),
         _join(inner),
-        st.builds(Scale, inner, st.floats(0.0, 10.0)),
+        st.builds(_bounded_scale, inner, st.floats(0.0, 10.0)),
         st.builds(Floor, inner, frac),
     ),
     max_leaves=6,
@@ -166,12 +173,32 @@ def test_values_are_finite_non_negative_and_both_paths_agree(s: Schedule, steps:
 
 @PROFILE
 @given(schedules)
-def test_python_int_steps_beyond_int64_do_not_overflow(s: Schedule) -> None:
-    for t in (2**64, 10**30):
-        value = s(t)
-        assert math.isfinite(value) and value >= 0.0
-        m = s.momentum(t)
-        assert m is None or math.isfinite(m)
+def test_steps_beyond_int64_are_rejected_by_both_paths(s: Schedule) -> None:
+    # the last step evaluates (finite, both paths agree); every later one is refused by
+    # schedule(step), momentum(step) and values() alike, never wrapped around
+    last = s(INT64_MAX)
+    assert math.isfinite(last) and last >= 0.0
+    assert s.values([INT64_MAX])[0] == pytest.approx(last, rel=1e-10, abs=1e-15)
+    beyond: list[object] = [2**63, 2**64 - 1, 2**64, 10**30]
+    for t in beyond:
+        with pytest.raises(ValueError, match=r"step must be an integer in \[0, 2\*\*63 - 1\]"):
+            s(t)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"step must be an integer in \[0, 2\*\*63 - 1\]"):
+            s.momentum(t)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"steps must be whole step numbers <= 2\*\*63 - 1"):
+            s.values([0, t])
+    for arr in (np.array([2**63], dtype=np.uint64), np.array([2.0**63]), np.array([1e19])):
+        with pytest.raises(ValueError, match=r"steps must be whole step numbers <= 2\*\*63 - 1"):
+            s.values(arr)
+
+
+@PROFILE
+@given(schedules)
+def test_every_value_is_at_most_the_bound_and_the_peak(s: Schedule) -> None:
+    from lrkit.schedules import MAX_MULTIPLIER
+
+    values = s.values(np.asarray([0, 1, 5, 50, 500, 5000, 20_000, *HUGE], dtype=np.int64))
+    assert np.all(values <= s._peak() * (1 + 1e-12)) and s._peak() <= MAX_MULTIPLIER
 
 
 @PROFILE

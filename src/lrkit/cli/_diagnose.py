@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 
 from lrkit.cli._app import UserError, app, console
+from lrkit.cli._output import plot_path
 
 __all__ = ["diagnose_command"]
 
@@ -90,6 +91,7 @@ def diagnose_command(
     """Diagnose a training log: verdict, findings, recommended action (exit 1 on a problem)."""
     from lrkit.diagnosis import diagnose_file
 
+    plot = plot_path(plot)
     diagnosis = diagnose_file(path, train=train, val=val, lr=lr)
     if plot is not None:
         _write_plot(diagnosis, plot)

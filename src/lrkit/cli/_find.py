@@ -19,6 +19,7 @@ from rich.table import Table
 
 from lrkit.cli._app import app, console, err_console
 from lrkit.cli._options import FinderSchedule, Ramp, SetupTarget, TaskName
+from lrkit.cli._output import plot_path
 
 if TYPE_CHECKING:
     from lrkit._setup import Setup
@@ -109,12 +110,13 @@ def find_command(
     """Run a learning-rate range test and show every rule's suggestion."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lrkit.finder import METHODS, find_lr
+    from lrkit._validate import fail
+    from lrkit.finder import MAX_STEPS, METHODS, find_lr
 
     spec = schedule.value
-
-    if plot is not None and not plot.parent.exists():
-        raise FileNotFoundError(f"--plot directory {str(plot.parent)!r} does not exist")
+    if not 10 <= steps <= MAX_STEPS:  # before the setup is built
+        fail("--steps", steps, f"an integer in [10, {MAX_STEPS:_}]")
+    plot = plot_path(plot)
     setup, title = load_setup(target, task, seed)
     if val and setup.val_loader is None:
         raise ValueError(f"--val needs a val_loader, but {title} has val_loader=None")

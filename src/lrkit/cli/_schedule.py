@@ -19,6 +19,7 @@ from rich.table import Table
 
 from lrkit._validate import check_int, fail
 from lrkit.cli._app import app, console
+from lrkit.cli._output import plot_path
 
 if TYPE_CHECKING:  # numpy and the schedules load when the verb runs, not for --help
     import numpy as np
@@ -192,10 +193,8 @@ def schedule_command(
         fail("SPEC", spec, "a schedule spec such as 'cosine(1000)' (or use --list)")
     count = _parse_steps(steps)
     base_lr = _parse_lr(lr)
-    for label, path in (("plot", plot), ("csv", csv)):
-        _check_output(label, path)
-    if plot is not None and not plot.suffix:
-        plot = plot.with_suffix(".png")  # what matplotlib writes for a name without one
+    _check_output("csv", csv)
+    plot = plot_path(plot)
     import numpy as np
 
     from lrkit.schedules import parse

@@ -24,6 +24,7 @@ from lrkit._optional import require
 from lrkit._validate import fail
 from lrkit.cli._app import UserError, app, console, err_console
 from lrkit.cli._options import EarlyStopping, Strategy, complete_tasks
+from lrkit.cli._output import plot_path
 
 if TYPE_CHECKING:  # the tuning modules load when the verb runs, not for --help
     from lrkit.tuning._result import TrialRecord, TuneResult
@@ -275,8 +276,7 @@ def tune_command(
     if not logging.getLogger().isEnabledFor(logging.INFO):
         # lrkit reports trials itself (progress bar, table, failure reasons)
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-    if plot is not None and not plot.parent.exists():  # checked before any trial runs
-        raise UserError(f"--plot directory {str(plot.parent)!r} does not exist")
+    plot = plot_path(plot)  # checked before any trial runs
     if show:
         if target is not None or task is not None:
             raise UserError("--show prints an existing study: give --storage and --study only")

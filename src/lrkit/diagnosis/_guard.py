@@ -47,14 +47,15 @@ steps and the noise every ``5 * refresh``, in pure Python: a step costs a few mi
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
 import operator
 import os
+import shutil
 import tempfile
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -67,6 +68,9 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from lrkit._files import check_dir_path, check_file_path, write_files
+from lrkit._signals import uninterruptible
+from lrkit._state import Snapshot, SnapshotError, take_snapshot
 from lrkit._validate import check_choice, check_int, check_real, fail
 
 __all__ = [
@@ -571,23 +575,12 @@ class LossMonitor:
 
 
 @dataclass
-class _Snapshot:
+class _Kept:
+    """A snapshot the guard keeps: its step, the monitor's bookmark, the saved state."""
+
     step: int
     history: tuple[int, int]
-    path: Path | None
-    state: dict[str, Any] | None
-
-
-def _clone_state(obj: Any) -> Any:
-    if isinstance(obj, Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone_state(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clone_state(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_clone_state(v) for v in obj)
-    return copy.deepcopy(obj)
+    state: Snapshot
 
 
 def _scale_lrs(optimizer: Optimizer, scheduler: Any, factor: float) -> list[float]:
@@ -639,16 +632,31 @@ class Guard:
         snapshot_every: take a snapshot every this many steps (rollback only), at steps whose
             loss was judged healthy.
         snapshot: ``"memory"`` (clones on the tensors' device) or ``"disk"`` (``torch.save``
-            to ``snapshot_dir``).
-        snapshot_dir: folder for disk snapshots (default: a new temporary folder).
+            to ``snapshot_dir``). Snapshots hold the parameters, buffers, optimizer state and
+            hyper-parameters, train/eval flags and the scheduler's state (not the gradients nor
+            the RNGs: after a rollback training goes on with new batches).
+        snapshot_dir: folder for disk snapshots (default: a new temporary folder, created at
+            the first snapshot). Every file the guard writes is deleted by :meth:`close`
+            (or leaving ``with Guard(...) as guard:``), when the guard is garbage-collected,
+            and at interpreter exit; a folder the guard created goes with them.
         keep_snapshots: how many snapshots to keep; a rollback uses the newest one taken
             before the anomaly's onset.
         max_retries: how many policy actions (rollbacks or lr scalings) in a row, without a
             new good snapshot / ``recovery_steps`` healthy steps in between, before the guard
             gives up and raises :class:`GuardError`.
         recovery_steps: healthy steps after an action that reset the retry count (scale_lr).
-        log_path: write the event log (JSON, :meth:`to_dict`) there after every event.
+        log_path: write the event log (JSON, :meth:`to_dict`) there after every event. A path
+            that cannot be a file (a directory, a file as its folder) is rejected here.
         **thresholds: passed to :class:`LossMonitor` (window, min_history, spike_z, ...).
+
+    Faults of the guard's own never stop training half-way: a snapshot that cannot be saved
+    (a full disk, out of memory) is skipped with a warning (older snapshots stay usable,
+    ``to_dict()["snapshot_failures"]`` counts them); an event log that cannot be written is
+    a warning too (``guard.events`` keeps every event). A rollback is all or nothing: the
+    snapshot is read completely before anything is written, and SIGINT / SIGTERM arriving
+    during the restore are delivered once it has finished. The only errors ``step`` raises
+    are :class:`GuardError` (documented above, also for a snapshot that cannot be read back,
+    with the model untouched) and ``ValueError`` for bad arguments.
 
     Example:
         >>> guard = Guard(policy="warn", min_history=5)
@@ -658,6 +666,8 @@ class Guard:
         'nonfinite'
         >>> guard.events[0].action
         'warned'
+
+        ``with Guard(...) as guard:`` deletes the snapshots when the block ends.
     """
 
     def __init__(
@@ -710,22 +720,42 @@ class Guard:
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.monitor = LossMonitor(**thresholds)
-        self.log_path = Path(log_path) if log_path is not None else None
-        self._snapshot_dir: Path | None = None
-        if self.snapshot_mode == "disk" and self.policy == "rollback":
-            if snapshot_dir is None:
-                self._snapshot_dir = Path(tempfile.mkdtemp(prefix="lrkit-guard-"))
-            else:
-                self._snapshot_dir = Path(snapshot_dir)
-                self._snapshot_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = check_file_path("log_path", log_path) if log_path is not None else None
+        self._dir_option = (
+            check_dir_path("snapshot_dir", snapshot_dir) if snapshot_dir is not None else None
+        )
+        self._snapshot_dir: Path | None = None  # created at the first disk snapshot
+        self._dir_finalizer: weakref.finalize | None = None  # type: ignore[type-arg]
         self.events: list[GuardEvent] = []
-        self._snapshots: list[_Snapshot] = []
+        self._snapshots: list[_Kept] = []
+        self._snapshot_failures = 0
+        self._last_failure: str | None = None
         self._retries = 0
         self._healthy_since_action = 0
         self._steps_seen = 0
         self._last_step: int | None = None
 
     # ------------------------------------------------------------------ public API
+    def __enter__(self) -> Guard:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Delete every snapshot now (files, the folder the guard created, memory copies).
+
+        Safe to call more than once; the guard stays usable (later snapshots start afresh).
+        """
+        with uninterruptible():
+            kept, self._snapshots = self._snapshots, []
+            for k in kept:
+                k.state.discard()
+            if self._dir_finalizer is not None:
+                self._dir_finalizer()
+                self._dir_finalizer = None
+            self._snapshot_dir = None
+
     def __call__(
         self, step: int, loss: float | Tensor, grad_norm: float | Tensor | None = None
     ) -> GuardAction:
@@ -789,19 +819,21 @@ class Guard:
             "steps_seen": self._steps_seen,
             "last_step": self._last_step,
             "snapshot_steps": self.snapshot_steps,
+            "snapshot_failures": self._snapshot_failures,
             "counts": counts,
             "events": [e.to_dict() for e in self.events],
         }
 
     def write_log(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write :meth:`to_dict` as JSON (atomically) to ``path`` or ``log_path``."""
-        target = Path(path) if path is not None else self.log_path
+        """Write :meth:`to_dict` as JSON to ``path`` or ``log_path``: the whole file or nothing.
+
+        Raises ``OSError`` when it cannot be written (the old file, if any, is left as it was).
+        """
+        target = check_file_path("path", path) if path is not None else self.log_path
         if target is None:
             fail("path", None, "a file path (or log_path given to Guard)")
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
-        os.replace(tmp, target)
+        write_files({target: json.dumps(self.to_dict(), indent=1, allow_nan=False)})
         return target
 
     # ------------------------------------------------------------------ internals
@@ -815,9 +847,9 @@ class Guard:
             signal=found.signal,
             value=value if finite else None,
             value_text=f"{value:.6g}" if finite else str(value),
-            baseline=found.baseline,
-            score=found.score if found.score is None or math.isfinite(found.score) else None,
-            ratio=found.ratio,
+            baseline=_finite_or_none(found.baseline),
+            score=_finite_or_none(found.score),
+            ratio=_finite_or_none(found.ratio),
             time=time.time(),
         )
         skip = found.kind == "nonfinite"
@@ -854,79 +886,136 @@ class Guard:
     def _rollback(self, base: GuardEvent, onset: int) -> GuardAction:
         usable = [s for s in self._snapshots if s.step < onset]
         if not usable:
-            event = replace(base, action="gave_up", detail={"reason": "no snapshot before onset"})
+            reason = "no snapshot before onset"
+            hint = "call guard.take_snapshot(0) before training, or lower snapshot_every"
+            if self._last_failure is not None:
+                reason += f"; the last one could not be saved: {self._last_failure}"
+                hint = "snapshots could not be saved: " + self._last_failure
+            event = replace(base, action="gave_up", detail={"reason": reason})
             self._record(event, logging.ERROR)
             raise GuardError(
                 f"{event.describe()}: no snapshot taken before step {onset} to roll back to "
-                "(call guard.take_snapshot(0) before training, or lower snapshot_every)",
+                f"({hint})",
                 event,
             )
-        snap = usable[-1]
-        # newer snapshots may hold the anomaly: drop them
-        self._snapshots = [s for s in self._snapshots if s.step <= snap.step]
-        self._restore(snap)
-        self.monitor.rewind(snap.history)
-        skipped = (snap.step, base.step)
+        kept = usable[-1]
+        skipped = (kept.step, base.step)
         event = replace(
             base,
             action="rolled_back",
             detail={
-                "restored_step": snap.step,
+                "restored_step": kept.step,
                 "skipped_steps": list(skipped),
                 "attempt": self._retries,
-                "snapshot": str(snap.path) if snap.path is not None else "memory",
+                "snapshot": str(kept.state.path) if kept.state.path is not None else "memory",
             },
         )
-        self._record(event, logging.WARNING)
+        # all or nothing: the snapshot is read whole before any write, and SIGINT / SIGTERM
+        # wait until the model, optimizer, scheduler and the guard's own books agree again
+        with uninterruptible():
+            try:
+                kept.state.restore(keep=True)
+            except Exception as exc:  # unreadable snapshot file: nothing was written
+                why = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+                failed = replace(
+                    base, action="gave_up", detail={"reason": f"snapshot unreadable: {why}"}
+                )
+                self._record(failed, logging.ERROR)
+                raise GuardError(
+                    f"{failed.describe()}: the snapshot of step {kept.step} could not be read "
+                    f"back ({why}); the model was not changed",
+                    failed,
+                ) from exc
+            # newer snapshots may hold the anomaly: drop them
+            for newer in [s for s in self._snapshots if s.step > kept.step]:
+                newer.state.discard()
+            self._snapshots = [s for s in self._snapshots if s.step <= kept.step]
+            self.monitor.rewind(kept.history)
+            self.events.append(event)
+        self._log_event(event, logging.WARNING)
         return GuardAction(
             event=event,
             skip_update=True,
             rollback=True,
-            resume_step=snap.step,
+            resume_step=kept.step,
             skipped_steps=skipped,
         )
+
+    def _folder(self) -> Path:
+        """The folder of disk snapshots, created (with its clean-up registered) on first use."""
+        if self._snapshot_dir is not None and self._snapshot_dir.is_dir():
+            return self._snapshot_dir
+        if self._dir_option is None:
+            folder = Path(tempfile.mkdtemp(prefix="lrkit-guard-"))
+            self._dir_finalizer = weakref.finalize(self, shutil.rmtree, folder, True)
+        else:
+            folder = self._dir_option
+            missing = [p for p in (folder, *folder.parents) if not p.exists()]
+            folder.mkdir(parents=True, exist_ok=True)
+            if missing:  # remove what we created, once it is empty again
+                self._dir_finalizer = weakref.finalize(self, _remove_empty, missing)
+        self._snapshot_dir = folder
+        return folder
 
     def _take_snapshot(self, step: int) -> None:
         assert self.model is not None and self.optimizer is not None
         if self._snapshots and self._snapshots[-1].step == step:
             return
-        state: dict[str, Any] = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-        }
-        if self.scheduler is not None:
-            state["scheduler"] = self.scheduler.state_dict()
-        history = self.monitor.mark()
-        if self._snapshot_dir is not None:
-            path = self._snapshot_dir / f"guard-step{step:09d}.pt"
-            torch.save(state, path)
-            snap = _Snapshot(step, history, path, None)
-        else:
-            snap = _Snapshot(step, history, None, _clone_state(state))
-        self._snapshots.append(snap)
-        # a new good snapshot after a rollback means training recovered
-        self._retries = 0
-        while len(self._snapshots) > self.keep_snapshots:
-            old = self._snapshots.pop(0)
-            if old.path is not None:
-                old.path.unlink(missing_ok=True)
+        # uninterruptible: a Ctrl-C waits until the snapshot is complete and on the list
+        with uninterruptible():
+            try:
+                path = None
+                if self.snapshot_mode == "disk":
+                    path = self._folder() / f"guard-step{step:09d}.pt"
+                state = take_snapshot(
+                    self.model,
+                    self.optimizer,
+                    scheduler=self.scheduler,
+                    where=self.snapshot_mode,
+                    path=path,
+                    rng=False,
+                    grads=False,
+                    on_device=True,
+                )
+            except (SnapshotError, OSError, MemoryError, torch.OutOfMemoryError) as exc:
+                self._snapshot_failures += 1
+                self._last_failure = f"{type(exc).__name__}: {exc}"
+                logger.warning(
+                    "guard: snapshot at step %d skipped (%s); rollback uses older ones (%s)",
+                    step,
+                    self._last_failure,
+                    self.snapshot_steps or "none yet",
+                )
+                return
+            self._snapshots.append(_Kept(step, self.monitor.mark(), state))
+            self._last_failure = None
+            # a new good snapshot after a rollback means training recovered
+            self._retries = 0
+            while len(self._snapshots) > self.keep_snapshots:
+                self._snapshots.pop(0).state.discard()
         logger.debug("guard: snapshot at step %d", step)
-
-    def _restore(self, snap: _Snapshot) -> None:
-        assert self.model is not None and self.optimizer is not None
-        if snap.path is not None:
-            state = torch.load(snap.path, map_location="cpu", weights_only=True)
-        else:
-            assert snap.state is not None
-            # load_state_dict copies into the live tensors; clone so the snapshot stays intact
-            state = _clone_state(snap.state)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and "scheduler" in state:
-            self.scheduler.load_state_dict(state["scheduler"])
 
     def _record(self, event: GuardEvent, level: int) -> None:
         self.events.append(event)
+        self._log_event(event, level)
+
+    def _log_event(self, event: GuardEvent, level: int) -> None:
         logger.log(level, "guard: %s -> %s", event.describe(), event.action)
         if self.log_path is not None:
-            self.write_log()
+            try:
+                self.write_log()
+            except OSError as exc:  # the event is in guard.events; training goes on
+                logger.warning("guard: cannot write the event log %s: %s", self.log_path, exc)
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove folders the guard created (deepest first) if nothing else was put there."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return

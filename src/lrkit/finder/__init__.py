@@ -16,17 +16,19 @@ from typing import TYPE_CHECKING
 from lrkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from lrkit.finder._range_test import ema, find_lr, ramp
+    from lrkit._state import Snapshot, SnapshotError, take_snapshot
+    from lrkit.finder._range_test import MAX_STEPS, ema, find_lr, ramp
     from lrkit.finder._result import STOP_REASONS, RangeTest
     from lrkit.finder._rules import METHODS, SCHEDULES, Suggestion, suggest, suggest_range
-    from lrkit.finder._snapshot import Snapshot, take_snapshot
 
 __all__ = [
+    "MAX_STEPS",
     "METHODS",
     "SCHEDULES",
     "STOP_REASONS",
     "RangeTest",
     "Snapshot",
+    "SnapshotError",
     "Suggestion",
     "ema",
     "find_lr",
@@ -40,7 +42,8 @@ if not TYPE_CHECKING:
     __getattr__, __dir__ = lazy_exports(
         __name__,
         {
-            "lrkit.finder._range_test": ["ema", "find_lr", "ramp"],
+            "lrkit._state": ["Snapshot", "SnapshotError", "take_snapshot"],
+            "lrkit.finder._range_test": ["MAX_STEPS", "ema", "find_lr", "ramp"],
             "lrkit.finder._result": ["STOP_REASONS", "RangeTest"],
             "lrkit.finder._rules": [
                 "METHODS",
@@ -49,6 +52,5 @@ if not TYPE_CHECKING:
                 "suggest",
                 "suggest_range",
             ],
-            "lrkit.finder._snapshot": ["Snapshot", "take_snapshot"],
         },
     )

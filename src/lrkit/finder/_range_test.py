@@ -23,17 +23,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from lrkit._signals import SignalShield
+from lrkit._state import find_generators, take_snapshot
 from lrkit._validate import check_choice, check_int, check_real, fail
 from lrkit.finder._batches import BatchCycler, batch_loss, model_device, move_to
 from lrkit.finder._ddp import Agreement
 from lrkit.finder._result import RangeTest
-from lrkit.finder._snapshot import take_snapshot
 
-__all__ = ["find_lr", "ramp", "ema"]
+__all__ = ["MAX_STEPS", "find_lr", "ramp", "ema"]
 
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, float], None]
+
+#: the most steps a range test may take (its curve is preallocated: 8 bytes a step, several
+#: arrays); a useful test takes 100 to a few thousand
+MAX_STEPS = 1_000_000
 
 
 def ramp(start_lr: float, end_lr: float, num_steps: int, mode: str = "exp") -> np.ndarray:
@@ -104,6 +109,8 @@ def _validate(
     if end <= start:
         fail("end_lr", end_lr, f"a number > start_lr={start:g}")
     steps = check_int("num_steps", num_steps, minimum=10)
+    if steps > MAX_STEPS:
+        fail("num_steps", num_steps, f"an integer in [10, {MAX_STEPS:_}]")
     check_choice("mode", mode, ("exp", "linear"))
     beta = check_real("smoothing", smoothing, minimum=0.0, maximum=1.0, max_inclusive=False)
     factor: float | None = None
@@ -155,8 +162,10 @@ def find_lr(
     (``best + (diverge_factor - 1) * |best|`` for negative losses; ``None`` disables it) or a
     loss is NaN/infinite. Afterwards the model's parameters and buffers, the gradients, the
     optimizer's state and hyper-parameters, every module's train/eval flag, ``scheduler``'s
-    state and the python/numpy/torch(/CUDA) RNG states are exactly what they were, whether
-    the test completed, diverged, hit a NaN or was interrupted by an exception or Ctrl-C.
+    state, the python/numpy/torch(/CUDA) RNG states and the generators of the loaders (a
+    DataLoader's ``generator``, its sampler's) are exactly what they were, whether the test
+    completed, diverged, hit a NaN or was interrupted by an exception, Ctrl-C or SIGTERM. The
+    restore cannot be interrupted: a Ctrl-C pressed during it is raised when it has finished.
 
     Args:
         model: the model (a ``DistributedDataParallel`` wrapper works under ``torchrun``).
@@ -170,7 +179,7 @@ def find_lr(
             eval mode, without gradients) after every ``val_every``-th step and the suggestion
             uses that curve. Cost: ``val_batches / val_every`` extra forward passes per step.
         start_lr, end_lr: the reference group's first and last learning rate.
-        num_steps: optimizer steps (>= 10).
+        num_steps: optimizer steps (10 to ``MAX_STEPS`` = 1,000,000).
         mode: ``"exp"`` (log-spaced) or ``"linear"``.
         smoothing: EMA weight of the past (0 disables smoothing); bias-corrected.
         diverge_factor: early-stop factor, or None to run all steps.
@@ -180,7 +189,10 @@ def find_lr(
         step_fn: ``step_fn(model, batch) -> loss`` for any other batch shape (forward only).
         progress: True for a rich progress bar, or a callback ``f(step, num_steps, loss)``.
         val_every, val_batches: see ``val_loader``.
-        snapshot: ``"memory"`` (one CPU copy) or ``"disk"`` (a temporary file, removed).
+        snapshot: ``"memory"`` (one CPU copy) or ``"disk"`` (a temporary file, deleted once
+            the restore has succeeded; kept, and named in the error, if it fails). A disk
+            snapshot that cannot be written raises :class:`~lrkit.finder.SnapshotError` (an
+            ``OSError``) before anything is changed.
         scheduler: a torch lr scheduler attached to ``optimizer``; it is not stepped during the
             test (the ramp owns the lr) and its state is restored afterwards.
         device: where batches go (default: the device of the model's first parameter).
@@ -234,31 +246,44 @@ def find_lr(
         "optimizer": type(optimizer).__name__,
     }
     began = time.perf_counter()
-    snap = take_snapshot(model, optimizer, scheduler=scheduler, where=snapshot)
-    try:
-        runner = _Runner(
-            model=model,
-            optimizer=optimizer,
-            loss_fn=loss_fn,
-            step_fn=step_fn,
-            device=dev,
-            amp=amp,
-            accumulation_steps=acc,
-            process_group=process_group,
-        )
-        result = runner.run(
-            train_loader=train_loader,
-            val_loader=val_loader,
-            lrs=ramp(start, end, steps, mode),
-            smoothing=beta,
-            diverge_factor=factor,
-            val_every=every,
-            val_batches=nval,
-            progress=progress,
-            settings=settings,
-        )
-    finally:
-        snap.restore()
+    # SIGINT / SIGTERM: the first one stops the test at once; any that follow wait until the
+    # restore below has finished (see lrkit._signals), so it is never cut in half
+    with SignalShield() as shield:
+        snap = None
+        try:
+            with shield.deferred():  # snap is bound before any signal can stop us
+                snap = take_snapshot(
+                    model,
+                    optimizer,
+                    scheduler=scheduler,
+                    where=snapshot,
+                    generators=find_generators(train_loader, val_loader),
+                )
+            runner = _Runner(
+                model=model,
+                optimizer=optimizer,
+                loss_fn=loss_fn,
+                step_fn=step_fn,
+                device=dev,
+                amp=amp,
+                accumulation_steps=acc,
+                process_group=process_group,
+            )
+            result = runner.run(
+                train_loader=train_loader,
+                val_loader=val_loader,
+                lrs=ramp(start, end, steps, mode),
+                smoothing=beta,
+                diverge_factor=factor,
+                val_every=every,
+                val_batches=nval,
+                progress=progress,
+                settings=settings,
+            )
+        finally:
+            shield.deferring = True  # first statement: a plain store, no signal check before it
+            if snap is not None:
+                snap.restore()  # deletes a disk copy only once the restore has succeeded
     result.seconds = time.perf_counter() - began
     logger.info(
         "range test: %d points, stopped: %s, %.2fs", len(result), result.stop_reason, result.seconds

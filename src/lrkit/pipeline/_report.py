@@ -12,12 +12,15 @@ import base64
 import functools
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
+
+from lrkit._files import write_files
 
 __all__ = [
     "Card",
@@ -100,6 +103,8 @@ def _environment(markup: bool) -> jinja2.Environment:
     )
     env.filters["data_uri"] = _data_uri
     env.filters["md_row"] = _md_row
+    env.filters["md"] = _md
+    env.filters["fence"] = _fence
     env.filters["md_rule"] = lambda cells: "|" + "---|" * len(list(cells))
     env.filters["blank"] = lambda _: ""
     env.filters["rstrip"] = str.rstrip
@@ -111,11 +116,45 @@ def _data_uri(figure: Figure) -> str:
 
 
 def _md_row(cells: Iterable[str], bold: bool = False) -> str:
-    """One markdown table row; ``|`` in a cell is escaped, a newline becomes a space."""
-    texts = [str(cell).replace("|", "\\|").replace("\n", " ") for cell in cells]
+    """One markdown table row, every cell literal text (:func:`_md`) on one line."""
+    texts = [_md(cell) for cell in cells]
     if bold:
         texts = [f"**{text}**" if text else text for text in texts]
     return "| " + " | ".join(texts) + " |"
+
+
+# every character that can start markdown syntax inside a line (emphasis, code, links, raw HTML
+# and autolinks, entities, tables, strike-through) is escaped with a backslash (CommonMark 2.4)
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
+# at the start of a line: a heading, list item, thematic break or setext underline
+_MD_LINE_START = re.compile(r"^(#{1,6}|[-+]|\d{1,9}[.)])(?=\s|$)|^(=+|-+)\s*$")
+
+
+def _md(text: object, *, starts_line: bool = False) -> str:
+    """Any text (class names and messages from user objects too) as literal markdown.
+
+    The text renders as itself, on one line: no raw HTML, link, emphasis or code span in it
+    survives, nor (``starts_line``: it begins a line or a list item) a block construct.
+    """
+    flat = " ".join(str(text).splitlines()).strip()
+    escaped = _MD_INLINE.sub(r"\\\1", flat)
+    if starts_line:
+        escaped = _MD_LINE_START.sub(_escape_marker, escaped, count=1)
+    return escaped
+
+
+def _escape_marker(match: re.Match[str]) -> str:
+    """``\\#``, ``\\-``, ``\\+``, ``\\=``; ``1\\.`` (a backslash before a digit escapes nothing)."""
+    marker = match.group(0)
+    if marker[0].isdigit():
+        return marker[:-1] + "\\" + marker[-1]
+    return "\\" + marker
+
+
+def _fence(code: str) -> str:
+    """A code fence longer than any run of backticks in ``code`` (it cannot be closed early)."""
+    longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def render_html(content: ReportContent) -> str:
@@ -162,17 +201,25 @@ def write_report(content: ReportContent, out: str | Path) -> dict[str, Path]:
     directory = Path(out)
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"out must be a directory, but got out={str(directory)!r} (a file)")
-    directory.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for fig in content.figures:
-        path = directory / f"{fig.name}.png"
-        path.write_bytes(fig.png)
-        paths[fig.name] = path
+    paths: dict[str, Path] = {fig.name: directory / f"{fig.name}.png" for fig in content.figures}
     paths["html"] = directory / "report.html"
-    paths["html"].write_text(render_html(content), encoding="utf-8")
     paths["markdown"] = directory / "report.md"
-    paths["markdown"].write_text(render_markdown(content), encoding="utf-8")
     paths["json"] = directory / "result.json"
-    paths["json"].write_text(json.dumps(content.data, indent=2, default=str), encoding="utf-8")
+    files: dict[Path, bytes | str] = {paths[fig.name]: fig.png for fig in content.figures}
+    files[paths["html"]] = render_html(content)
+    files[paths["markdown"]] = render_markdown(content)
+    files[paths["json"]] = json.dumps(content.data, indent=2, default=str)
+    # the whole report or nothing: a full disk leaves no partial file (and no new folder)
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        write_files(files)
+    except BaseException:
+        for folder in created:  # deepest first; only while still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     logger.info("report written to %s", paths["html"])
     return paths

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from lrkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from lrkit.schedules._base import Schedule
+    from lrkit.schedules._base import MAX_MULTIPLIER, MAX_STEP, Schedule
     from lrkit.schedules._compose import Floor, Join, Scale, Warmup, floor, join, scale, warmup
     from lrkit.schedules._kinds import (
         WSD,
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from lrkit.schedules._torch import ScheduledLR, attach
 
 __all__ = [
+    "MAX_MULTIPLIER",
+    "MAX_STEP",
     "Schedule",
     "parse",
     "format_spec",
@@ -76,7 +78,7 @@ if not TYPE_CHECKING:
     __getattr__, __dir__ = lazy_exports(
         __name__,
         {
-            "lrkit.schedules._base": ["Schedule"],
+            "lrkit.schedules._base": ["MAX_MULTIPLIER", "MAX_STEP", "Schedule"],
             "lrkit.schedules._compose": [
                 "Floor",
                 "Join",

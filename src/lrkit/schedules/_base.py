@@ -31,26 +31,57 @@ if TYPE_CHECKING:
 
     from lrkit.schedules._kinds import Plateau
 
-__all__ = ["Schedule", "as_steps"]
+__all__ = ["MAX_MULTIPLIER", "MAX_STEP", "Schedule", "as_steps", "check_step"]
+
+#: the last step a schedule can be evaluated at, by ``schedule(step)`` and ``values()`` alike
+#: (numpy evaluates int64 steps; a larger one is rejected by both, never wrapped around)
+MAX_STEP = 2**63 - 1
+
+#: every value of every schedule is at most this (a multiplier of the optimizer's own lr):
+#: ``scale``, ``floor``, ``linear`` and ``onecycle`` reject parameters that would exceed it
+MAX_MULTIPLIER = 1e6
+
+_TOO_LARGE = "whole step numbers <= 2**63 - 1 (the int64 range)"
+
+
+def check_step(name: str, value: object) -> int:
+    """``value`` as a step in ``[0, MAX_STEP]``, or a ValueError naming ``name``."""
+    step = check_int(name, value, minimum=0)
+    if step > MAX_STEP:
+        fail(name, value, "an integer in [0, 2**63 - 1]")
+    return step
 
 
 def as_steps(steps: int | ArrayLike, name: str = "steps") -> NDArray[np.int64]:
     """Normalise ``values()`` input: an int ``n`` means steps ``0..n-1``; else an array of steps.
 
-    Raises ValueError for negative or non-integer steps, naming ``name`` and the value.
+    Raises ValueError for negative, non-integer or too large steps (above :data:`MAX_STEP`),
+    naming ``name`` and the value, exactly where ``schedule(step)`` raises too.
     """
     if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool):
         count = check_int(name, steps, minimum=0)
         return np.arange(count, dtype=np.int64)
     arr = np.asarray(steps)
-    if arr.dtype.kind == "f":
+    kind = arr.dtype.kind
+    if (
+        kind == "O"
+        and arr.size
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.flat)
+    ):
+        if any(int(v) < 0 for v in arr.flat):
+            fail(name, steps, "whole, non-negative step numbers")
+        fail(name, steps, _TOO_LARGE)  # Python ints beyond uint64: numpy keeps them as objects
+    if kind == "f":
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
             fail(name, steps, "whole, non-negative step numbers")
-        arr = arr.astype(np.int64)
-    elif arr.dtype.kind not in "iu":
+        if arr.size and float(arr.max()) >= 2.0**63:
+            fail(name, steps, _TOO_LARGE)
+    elif kind not in "iu":
         fail(name, steps, "an int or an array of whole, non-negative step numbers")
     if arr.size and int(arr.min()) < 0:
         fail(name, steps, "whole, non-negative step numbers")
+    if kind == "u" and arr.size and int(arr.max()) > MAX_STEP:
+        fail(name, steps, _TOO_LARGE)
     return arr.astype(np.int64, copy=False)
 
 
@@ -67,8 +98,10 @@ class Schedule(ABC):
 
     # ------------------------------------------------------------------ evaluation
     def __call__(self, step: int) -> float:
-        """Multiplier of the initial learning rate at optimizer step ``step`` (from 0)."""
-        return self._at(check_int("step", step, minimum=0))
+        """Multiplier of the initial learning rate at optimizer step ``step`` (0 to 2**63 - 1)."""
+        if type(step) is not int or not 0 <= step <= MAX_STEP:
+            step = check_step("step", step)
+        return self._at(step)
 
     def values(self, steps: int | ArrayLike) -> NDArray[np.float64]:
         """Evaluate many steps at once: ``values(1000)`` is steps 0..999, or pass an array."""
@@ -91,10 +124,17 @@ class Schedule(ABC):
     def _values(self, steps: NDArray[np.int64]) -> NDArray[np.float64]:
         """Vectorised value at validated steps."""
 
+    def _peak(self) -> float:
+        """An upper bound of every value (1 for the kinds that only decay from 1).
+
+        Plateau cuts only lower values, so the bound holds for every reduced copy too.
+        """
+        return 1.0
+
     # ------------------------------------------------------------------ momentum (one-cycle)
     def momentum(self, step: int) -> float | None:
         """Momentum (or beta1) at ``step`` for kinds that cycle it (one-cycle); else None."""
-        return self._momentum_at(check_int("step", step, minimum=0))
+        return self._momentum_at(check_step("step", step))
 
     def _momentum_at(self, step: int) -> float | None:
         return None

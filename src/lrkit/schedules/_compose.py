@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lrkit._validate import check_choice, check_int, check_real, fail
-from lrkit.schedules._base import Schedule
+from lrkit.schedules._base import MAX_MULTIPLIER, Schedule
 from lrkit.schedules._kinds import Constant, Plateau, _count, _Kind
 from lrkit.schedules._meta import Param
 
@@ -193,6 +193,9 @@ class Warmup(_Kind):
     def _momentum_at(self, step: int) -> float | None:
         return self.schedule._momentum_at(max(0, step - self.steps))
 
+    def _peak(self) -> float:
+        return max(self._target, self.schedule._peak())
+
 
 @dataclass(frozen=True, repr=False)
 class Join(_Kind):
@@ -272,6 +275,9 @@ class Join(_Kind):
         k, offset = self._piece(step)
         return self.pieces[k]._momentum_at(step - offset)
 
+    def _peak(self) -> float:
+        return max(p._peak() for p in self.pieces)
+
 
 _W = TypeVar("_W", bound="_Wrap")
 
@@ -314,7 +320,7 @@ class Scale(_Wrap):
     kind = "scale"
     _params = (
         Param("schedule", "schedule", "the schedule to scale"),
-        Param("factor", "real", "multiplier, >= 0"),
+        Param("factor", "real", "multiplier, >= 0; the scaled values stay <= 1e6"),
     )
     _positional = 2
     summary = "multiply a schedule by a constant factor"
@@ -324,7 +330,19 @@ class Scale(_Wrap):
 
     def __post_init__(self) -> None:
         _check_schedule("schedule", self.schedule)
-        object.__setattr__(self, "factor", check_real("factor", self.factor, minimum=0.0))
+        factor = check_real("factor", self.factor, minimum=0.0)
+        peak = self.schedule._peak()
+        if factor * peak > MAX_MULTIPLIER:  # inf for huge factors: rejected as well
+            fail(
+                "factor",
+                self.factor,
+                f"a number <= {MAX_MULTIPLIER / peak:g} (every value must stay <= "
+                f"{MAX_MULTIPLIER:g}; the schedule it scales reaches {peak:g})",
+            )
+        object.__setattr__(self, "factor", factor)
+
+    def _peak(self) -> float:
+        return self.factor * self.schedule._peak()
 
     def _at(self, step: int) -> float:
         return self.factor * self.schedule._at(step)
@@ -348,7 +366,7 @@ class Floor(_Wrap):
     kind = "floor"
     _params = (
         Param("schedule", "schedule", "the schedule to bound from below"),
-        Param("minimum", "real", "lowest multiplier, >= 0"),
+        Param("minimum", "real", "lowest multiplier, in [0, 1e6]"),
     )
     _positional = 2
     summary = "bound a schedule from below"
@@ -358,7 +376,11 @@ class Floor(_Wrap):
 
     def __post_init__(self) -> None:
         _check_schedule("schedule", self.schedule)
-        object.__setattr__(self, "minimum", check_real("minimum", self.minimum, minimum=0.0))
+        minimum = check_real("minimum", self.minimum, minimum=0.0, maximum=MAX_MULTIPLIER)
+        object.__setattr__(self, "minimum", minimum)
+
+    def _peak(self) -> float:
+        return max(self.schedule._peak(), self.minimum)
 
     def _at(self, step: int) -> float:
         return max(self.schedule._at(step), self.minimum)

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lrkit._validate import check_choice, check_int, check_real, fail
-from lrkit.schedules._base import Schedule
+from lrkit.schedules._base import MAX_MULTIPLIER, Schedule
 from lrkit.schedules._meta import Param
 
 __all__ = [
@@ -71,6 +71,11 @@ def _sorted_steps(name: str, value: object) -> tuple[int, ...]:
 
 def _fraction(name: str, value: object) -> float:
     return check_real(name, value, minimum=0.0, maximum=1.0)
+
+
+def _multiplier(name: str, value: object) -> float:
+    """A multiplier in ``[0, MAX_MULTIPLIER]``."""
+    return check_real(name, value, minimum=0.0, maximum=MAX_MULTIPLIER)
 
 
 def _as_float(values: object) -> F64:
@@ -231,8 +236,8 @@ class Linear(_Kind):
     kind = "linear"
     _params = (
         Param("steps", "int", "length of the ramp (torch: total_iters)"),
-        Param("start", "real", "multiplier at step 0 (torch: start_factor)"),
-        Param("end", "real", "multiplier from `steps` on (torch: end_factor)"),
+        Param("start", "real", "multiplier at step 0, at most 1e6 (torch: start_factor)"),
+        Param("end", "real", "multiplier from `steps` on, at most 1e6 (torch: end_factor)"),
     )
     _positional = 1
     summary = "linear from `start` to `end` over `steps`, then hold `end`"
@@ -242,8 +247,11 @@ class Linear(_Kind):
 
     def __post_init__(self) -> None:
         _set(self, "steps", _count("steps", self.steps, minimum=1))
-        _set(self, "start", check_real("start", self.start, minimum=0.0))
-        _set(self, "end", check_real("end", self.end, minimum=0.0))
+        _set(self, "start", _multiplier("start", self.start))
+        _set(self, "end", _multiplier("end", self.end))
+
+    def _peak(self) -> float:
+        return max(self.start, self.end)
 
     def _at(self, step: int) -> float:
         if step >= self.steps:  # exactly `end` (the formula can miss 0.0 by an ulp)
@@ -591,6 +599,16 @@ class OneCycle(_Kind):
         for name in ("div_factor", "final_div_factor"):
             value = check_real(name, getattr(self, name), minimum=0.0, min_inclusive=False)
             _set(self, name, value)
+        # the cycle starts at 1 / div_factor and ends at 1 / (div_factor * final_div_factor)
+        if 1.0 / self.div_factor > MAX_MULTIPLIER:
+            fail("div_factor", self.div_factor, f"a number >= {1 / MAX_MULTIPLIER:g}")
+        if self._peak() > MAX_MULTIPLIER:
+            fail(
+                "final_div_factor",
+                self.final_div_factor,
+                f"a number >= {1 / (MAX_MULTIPLIER * self.div_factor):g} "
+                f"(1 / (div_factor * final_div_factor) must be <= {MAX_MULTIPLIER:g})",
+            )
         _set(self, "anneal", check_choice("anneal", self.anneal, _ANNEAL))
         for name in ("three_phase", "cycle_momentum"):
             if not isinstance(getattr(self, name), bool):
@@ -608,6 +626,10 @@ class OneCycle(_Kind):
         if not ok:
             fail("pct_start", self.pct_start, f"{need} (steps={steps})")
         _set(self, "_table", tuple(self._phases()))  # cached: _at runs on every optimizer step
+
+    def _peak(self) -> float:
+        initial = 1.0 / self.div_factor
+        return max(1.0, initial, initial / self.final_div_factor)
 
     # phases as torch builds them: (end_step, start_lr, end_lr, start_momentum, end_momentum)
     def _phases(self) -> list[tuple[float, float, float, float, float]]:
@@ -732,7 +754,7 @@ class WSD(_Kind):
         Param("decay", "int", "length of the cooldown (HF: num_decay_steps)"),
         Param("cooldown", "choice", "cooldown curve; sqrt is HF's '1-sqrt'", _COOLDOWNS),
         Param("floor", "real", "multiplier after the cooldown, in [0, 1] (HF: min_lr_ratio)"),
-        Param("cycles", "real", "cosine waves in the cooldown (HF: num_cycles)"),
+        Param("cycles", "real", "cosine waves in the cooldown, at most 1e6 (HF: num_cycles)"),
     )
     _positional = 2
     summary = "stable at the peak, then a short cooldown (MiniCPM / WSD)"
@@ -748,6 +770,8 @@ class WSD(_Kind):
         _set(self, "cooldown", check_choice("cooldown", self.cooldown, _COOLDOWNS))
         _set(self, "floor", _fraction("floor", self.floor))
         cycles = check_real("cycles", self.cycles, minimum=0.0, min_inclusive=False)
+        if cycles > 1e6:  # cos() of a non-finite angle would be NaN
+            fail("cycles", self.cycles, "a number in (0, 1e6]")
         _set(self, "cycles", cycles)
 
     def _at(self, step: int) -> float:

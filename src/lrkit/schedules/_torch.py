@@ -37,8 +37,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from lrkit._validate import check_int, check_real, fail
-from lrkit.schedules._base import Schedule
+from lrkit._validate import check_real, fail
+from lrkit.schedules._base import Schedule, check_step
 from lrkit.schedules._kinds import Plateau
 from lrkit.schedules._plateau import PlateauTracker
 
@@ -73,6 +73,21 @@ def _initial_lrs(optimizer: Optimizer) -> list[float]:
             fail(name, value, "a finite number >= 0")
         result.append(float(value))
     return result
+
+
+def _check_reachable(
+    bases: list[float], schedule: Schedule, name: str = "optimizer.param_groups"
+) -> None:
+    """Every learning rate the schedule can set (base x its largest value) must be finite."""
+    peak = schedule._peak()
+    for index, base in enumerate(bases):
+        if not math.isfinite(base * peak):
+            fail(
+                f"{name}[{index}]" + ("" if name.startswith("state_dict") else "['lr']"),
+                base,
+                f"a learning rate whose product with the schedule's largest value ({peak:g}) "
+                "is finite",
+            )
 
 
 class ScheduledLR(LRScheduler):
@@ -113,11 +128,12 @@ class ScheduledLR(LRScheduler):
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, but got {optimizer!r}")
-        start = check_int("start_step", start_step, minimum=0)
+        start = check_step("start_step", start_step)
         if not isinstance(cycle_momentum, bool):
             fail("cycle_momentum", cycle_momentum, "True or False")
         self._schedule = _as_schedule(schedule)
         initial = _initial_lrs(optimizer)
+        _check_reachable(initial, self._schedule)
         # torch's constructor reads group["initial_lr"] / group["lr"] again; pin them first so the
         # value validated above is exactly the one used.
         for group in optimizer.param_groups:
@@ -227,7 +243,7 @@ class ScheduledLR(LRScheduler):
                 f"{_STATE_FORMAT} (a state_dict saved by this lrkit version)",
             )
         schedule = _as_schedule(state_dict["schedule"])
-        step = check_int("state_dict['last_epoch']", state_dict["last_epoch"], minimum=0)
+        step = check_step("state_dict['last_epoch']", state_dict["last_epoch"])
         bases = [float(b) for b in state_dict["base_lrs"]]
         groups = self.optimizer.param_groups
         if len(bases) != len(groups):
@@ -239,6 +255,7 @@ class ScheduledLR(LRScheduler):
         for index, base in enumerate(bases):
             if not math.isfinite(base) or base < 0:
                 fail(f"state_dict['base_lrs'][{index}]", base, "a finite number >= 0")
+        _check_reachable(bases, schedule, "state_dict['base_lrs']")
         tracker: PlateauTracker | None = None
         tracker_key: Plateau | None = None
         tracker_state = state_dict.get("plateau")
