@@ -32,15 +32,18 @@ from urllib.parse import quote, urlencode
 from lrkit._mask import mask, scrub
 from lrkit._optional import require
 from lrkit._validate import fail
+from lrkit.tune._errors import StorageError
 
 __all__ = [
     "DEFAULT_JOURNAL",
     "DEFAULT_SQLITE",
+    "StorageError",
     "StorageSpec",
     "mask_url",
     "open_storage",
     "resolve_storage",
     "scrub",
+    "storage_error",
 ]
 
 logger = logging.getLogger(__name__)
@@ -237,15 +240,22 @@ def open_storage(spec: StorageSpec) -> Any:
     if spec.kind == "memory":
         return optuna.storages.InMemoryStorage()
     if spec.kind == "journal":
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from optuna.storages.journal import JournalStorage
+
+        from lrkit.tune._journal import RepairingJournalBackend
 
         path = Path(spec.target)
         if path.parent and not path.parent.exists():
-            raise ValueError(f"storage directory {str(path.parent)!r} does not exist")
+            raise StorageError(f"storage directory {str(path.parent)!r} does not exist")
+        if path.is_dir():
+            raise StorageError(f"cannot open journal storage {spec.display!r}: it is a directory")
         try:
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(RepairingJournalBackend(str(path)))
+        except StorageError:
+            raise
         except Exception as exc:
-            raise ValueError(f"cannot open journal storage {spec.display!r}: {exc}") from None
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise StorageError(f"cannot open journal storage {spec.display!r}: {reason}") from None
     engine_kwargs: dict[str, Any] = {}
     callback = None
     if spec.kind == "rdb":
@@ -259,7 +269,7 @@ def open_storage(spec: StorageSpec) -> Any:
         if database and database != ":memory:":
             parent = Path(database).parent
             if not parent.exists():
-                raise ValueError(f"storage directory {str(parent)!r} does not exist")
+                raise StorageError(f"storage directory {str(parent)!r} does not exist")
     for attempt in range(6):
         try:
             with warnings.catch_warnings():
@@ -279,7 +289,7 @@ def open_storage(spec: StorageSpec) -> Any:
                 )
             break
         except ImportError as exc:
-            raise ValueError(
+            raise StorageError(
                 f"cannot open storage {spec.display!r}: the database driver is missing ({exc})"
             ) from None
         except Exception as exc:
@@ -289,14 +299,22 @@ def open_storage(spec: StorageSpec) -> Any:
             if racing and attempt < 5:
                 time.sleep(0.2 + random.random() * 0.5)
                 continue
-            # SQLAlchemy appends a long "(Background on this error at: ...)" hint
-            reason = reason.split("(Background on this error")[0].strip()
-            raise ValueError(
-                f"cannot open storage {spec.display!r}: {type(exc).__name__}: "
-                f"{scrub(reason, spec.target)}"
-            ) from None
+            raise storage_error("cannot open", spec, exc) from None
     logger.info("opened storage %s", spec.display)
     return storage
+
+
+def storage_error(what: str, spec: StorageSpec, exc: BaseException) -> StorageError:
+    """``exc`` (a driver's, SQLAlchemy's or the file system's error) as one line that names the
+    storage, password masked: ``cannot write to storage 'sqlite:///s.db': OperationalError:
+    database or disk is full``."""
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's own error
+    reason = " ".join(str(cause).split()) or type(cause).__name__
+    # SQLAlchemy appends a long "(Background on this error at: ...)" hint
+    reason = reason.split("(Background on this error")[0].strip()
+    return StorageError(
+        f"{what} storage {spec.display!r}: {type(exc).__name__}: {scrub(reason, spec.target)}"
+    )
 
 
 def close_storage(storage: Any) -> None:
