@@ -12,6 +12,7 @@ Example:
     0.001
 """
 
+from lrkit.tune._errors import StorageError
 from lrkit.tune._result import TrialRecord, TuneResult
 from lrkit.tune._space import DEFAULT_LR_RANGE, Param, grid_values, parse_space
 from lrkit.tune._storage import mask_url
@@ -23,6 +24,7 @@ __all__ = [
     "EARLY_STOPPING",
     "STRATEGIES",
     "Param",
+    "StorageError",
     "Report",
     "TaskObjective",
     "TrialRecord",

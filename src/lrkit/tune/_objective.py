@@ -16,10 +16,10 @@ from typing import Any
 
 from lrkit._optional import require
 from lrkit._validate import check_int, fail
-from lrkit.tune._errors import StorageError
+from lrkit.tune._errors import StorageError, StorageFailed
 from lrkit.tune._space import Param
 
-__all__ = ["HOST", "Report", "running_here", "suggest", "worker_id"]
+__all__ = ["HOST", "Report", "running_here", "suggest", "untagged_here", "worker_id"]
 
 #: ``report(step, value)``: feed an intermediate value; raises the pruning signal to stop.
 Report = Callable[[int, float], None]
@@ -35,6 +35,8 @@ def worker_id() -> str:
 
 # the trials this process is evaluating right now: (study name, trial number)
 _LIVE_TRIALS: set[tuple[str, int]] = set()
+# trials this process started but could not tag with its worker id (a full disk)
+_UNTAGGED: set[tuple[str, int]] = set()
 
 
 class _BadObjectiveValue(ValueError):
@@ -152,7 +154,12 @@ class _Objective:
         key = (trial.study.study_name, trial.number)
         _LIVE_TRIALS.add(key)
         try:
-            trial.set_user_attr("lrkit_worker", worker_id())
+            try:
+                trial.set_user_attr("lrkit_worker", worker_id())
+            except BaseException:
+                # the trial exists but carries no worker: this process knows it is its own
+                _UNTAGGED.add(key)
+                raise
             constants = {p.name: p.choices[0] for p in self.space if p.kind == "const"}
             if constants:
                 trial.set_user_attr("lrkit_constants", constants)
@@ -161,8 +168,11 @@ class _Objective:
             else:
                 raw = self.func(suggest(trial, self.space), _Reporter(trial))
             return _as_float(raw)
-        except (optuna.TrialPruned, StorageError):
+        except optuna.TrialPruned:
             raise
+        except StorageError as exc:
+            # not the objective's failure: the trial stays RUNNING and is run again
+            raise StorageFailed(exc) from None
         except KeyboardInterrupt as exc:
             # Ctrl-C, or SIGTERM while tune runs workers: the trial did not finish; it is
             # queued again (see _recovery.requeue_interrupted)
@@ -184,3 +194,8 @@ class _Objective:
 def running_here(study_name: str, number: int) -> bool:
     """Whether trial ``number`` of ``study_name`` is being evaluated by this process now."""
     return (study_name, number) in _LIVE_TRIALS
+
+
+def untagged_here(study_name: str, number: int) -> bool:
+    """Whether this process started trial ``number`` but could not record its worker id."""
+    return (study_name, number) in _UNTAGGED

@@ -18,16 +18,20 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import time
 import warnings
 from typing import Any
 
 from lrkit._optional import require
-from lrkit.tune._objective import HOST, running_here, worker_id
+from lrkit.tune._objective import HOST, running_here, untagged_here, worker_id
 from lrkit.tune._storage import StorageSpec
 
 __all__ = ["fail_stale", "process_alive", "progress", "requeue_interrupted", "unresolved"]
 
 logger = logging.getLogger(__name__)
+
+#: seconds after which a RUNNING trial with no worker id, on a file storage, is judged dead
+UNTAGGED_GRACE_S = 60.0
 
 # user attributes that describe one attempt, not the trial: a retry starts without them
 _ATTEMPT_ATTRS = ("lrkit_reason", "lrkit_interrupted", "lrkit_steps", "lrkit_worker")
@@ -49,9 +53,20 @@ def process_alive(pid: int, since: float | None = None) -> bool:
     return since is None or started <= since + 1.0
 
 
-def _worker_dead(trial: Any, study_name: str) -> bool:
+def _worker_dead(trial: Any, study_name: str, spec: StorageSpec) -> bool:
     """A RUNNING trial's worker is known dead (only judged for workers on this host)."""
-    host, _, pid = str(trial.user_attrs.get("lrkit_worker", "")).rpartition(":")
+    worker = trial.user_attrs.get("lrkit_worker")
+    if worker is None:
+        # lrkit tags a trial first thing: an untagged one lost its worker within that write
+        # (a full disk, a kill). This process knows its own; on a file storage any other is
+        # judged dead once it is older than UNTAGGED_GRACE_S (a live worker tags in ms)
+        if untagged_here(study_name, trial.number):
+            return not running_here(study_name, trial.number)
+        started = trial.datetime_start.timestamp() if trial.datetime_start else None
+        return spec.kind in ("journal", "sqlite") and (
+            started is not None and time.time() - started > UNTAGGED_GRACE_S
+        )
+    host, _, pid = str(worker).rpartition(":")
     if host != HOST or not pid.isdigit():
         return False
     if int(pid) == os.getpid():
@@ -79,7 +94,7 @@ def _retry(study: Any, frozen: Any, max_retry: int | None) -> None:
         optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, clean)
 
 
-def _reap_dead_local_workers(study: Any, storage: Any, max_retry: int | None) -> int:
+def _reap_dead_local_workers(study: Any, storage: Any, spec: StorageSpec) -> int:
     """Fail (and queue again) the RUNNING trials whose worker on this host is dead."""
     optuna = require("optuna", "tune")
     from optuna.trial import TrialState
@@ -87,7 +102,7 @@ def _reap_dead_local_workers(study: Any, storage: Any, max_retry: int | None) ->
     dead = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if _worker_dead(t, study.study_name)
+        if _worker_dead(t, study.study_name, spec)
     ]
     if not dead:
         return 0
@@ -101,7 +116,7 @@ def _reap_dead_local_workers(study: Any, storage: Any, max_retry: int | None) ->
         reaped += 1
         worker = trial.user_attrs.get("lrkit_worker")
         logger.warning("trial %d: its worker %s died; queueing it again", trial.number, worker)
-        _retry(neutral, trial, max_retry)
+        _retry(neutral, trial, spec.max_retry)
     return reaped
 
 
@@ -116,7 +131,7 @@ def fail_stale(study: Any, storage: Any, spec: StorageSpec) -> None:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
     else:
-        _reap_dead_local_workers(study, storage, spec.max_retry)
+        _reap_dead_local_workers(study, storage, spec)
 
 
 def requeue_interrupted(study: Any, storage: Any, spec: StorageSpec) -> None:
@@ -128,9 +143,10 @@ def requeue_interrupted(study: Any, storage: Any, spec: StorageSpec) -> None:
     me = worker_id()
     neutral = None
     for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL, TrialState.RUNNING)):
-        if trial.user_attrs.get("lrkit_worker") != me or running_here(
+        mine = trial.user_attrs.get("lrkit_worker") == me or untagged_here(
             study.study_name, trial.number
-        ):
+        )
+        if not mine or running_here(study.study_name, trial.number):
             continue
         if trial.state == TrialState.FAIL and not trial.user_attrs.get("lrkit_interrupted"):
             continue
@@ -174,7 +190,9 @@ def unresolved(study: Any, spec: StorageSpec) -> int:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = str(trial.user_attrs.get("lrkit_worker", ""))
         if not worker:
-            continue  # not started by lrkit (no heartbeat or pid to judge it by)
+            if untagged_here(study.study_name, trial.number):
+                count += 1  # this process's own: it is failed and queued again
+            continue  # no heartbeat or pid to judge it by
         if spec.heartbeat or worker.rpartition(":")[0] == HOST:
             count += 1
     return count

@@ -11,7 +11,7 @@ from typing import Any
 
 from lrkit._optional import require
 from lrkit._threads import torch_threads
-from lrkit.tune._errors import StorageError
+from lrkit.tune._errors import StorageError, StorageFailed
 from lrkit.tune._recovery import fail_stale, progress, requeue_interrupted, unresolved
 from lrkit.tune._result import TrialRecord, records_from_trials
 from lrkit.tune._storage import StorageSpec, storage_error
@@ -44,6 +44,8 @@ def run_worker(
             except Exception as exc:  # noqa: BLE001 - the rerun's recovery catches it instead
                 logger.debug("could not queue the interrupted trial again: %s", exc)
             raise
+        except StorageFailed as exc:
+            raise exc.error from None
         except Exception as exc:
             failure = _storage_failure(exc, config.storage)
             if failure is None:
