@@ -9,7 +9,7 @@ from lrkit.diagnose._diagnosis import diagnose
 from lrkit.diagnose._files import diagnose_file, read_log
 from lrkit.diagnose._findings import PROBLEMS, VERDICTS, Action, Diagnosis, Finding
 from lrkit.diagnose._guard import Guard, GuardAction, GuardError, GuardEvent, LossMonitor
-from lrkit.diagnose._readers import Log
+from lrkit.diagnose._readers import Log, LogFormatError
 from lrkit.diagnose._rules import Thresholds
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "GuardEvent",
     "LossMonitor",
     "Log",
+    "LogFormatError",
     "Thresholds",
     "diagnose",
     "diagnose_file",
