@@ -486,10 +486,11 @@ class _Records:
         self.count = 0
         self._strict = strict  # re-reads record i of the chunk with a strict float parser
 
-    def add(self, records: list[Any], numbers: Sequence[int]) -> None:
+    def add(self, records: list[Any], where: Sequence[str]) -> None:
+        """Add a chunk of records; ``where[i]`` names record i in messages ("line 7")."""
         for i, r in enumerate(records):
             if not isinstance(r, dict):
-                raise LogFormatError(f"{self.path}: {_where(numbers[i])} is not a JSON object")
+                raise LogFormatError(f"{self.path}: {where[i]} is not a JSON object")
         if not records:
             return
         keys = set().union(*records)
@@ -505,7 +506,7 @@ class _Records:
             steps, step_present = json_floats(raw_steps)
         except OutOfRange as exc:
             raise LogFormatError(
-                f"{self.path}: {_where(numbers[exc.index])}: step {describe(exc.text)} is out of "
+                f"{self.path}: {where[exc.index]}: step {describe(exc.text)} is out of "
                 "the float range"
             ) from None
         given = np.fromiter((s is not None and s != "" for s in raw_steps), bool, len(records))
@@ -513,7 +514,7 @@ class _Records:
         if bad.size:
             i = int(bad[0])
             raise LogFormatError(
-                f"{self.path}: {_where(numbers[i])}: step {describe(raw_steps[i])} is not a number"
+                f"{self.path}: {where[i]}: step {describe(raw_steps[i])} is not a number"
             )
         for name in sorted(keys - {step_key}, key=str):
             if not self.columns.wanted(name):
@@ -523,7 +524,7 @@ class _Records:
                 values, present = json_floats(raw)
             except OutOfRange as exc:
                 raise LogFormatError(
-                    f"{self.path}: {_where(numbers[exc.index])}: {name} {describe(exc.text)} is "
+                    f"{self.path}: {where[exc.index]}: {name} {describe(exc.text)} is "
                     "out of the float range"
                 ) from None
             for index in np.flatnonzero(np.isinf(values) & present).tolist():
@@ -543,10 +544,6 @@ class _Records:
         if not log.series and not self.columns.filtered:
             raise LogFormatError(f"{self.path}: no numeric series found")
         return log
-
-
-def _where(number: int) -> str:
-    return f"line {number}" if number > 0 else f"record {-number}"
 
 
 def read_jsonl(
@@ -582,7 +579,7 @@ def read_jsonl(
                         objs.append(json.loads(text))
                     except (ValueError, RecursionError) as exc:
                         raise _json_error(path, f"line {number}", exc) from None
-            records.add(objs, numbers)
+            records.add(objs, [f"line {n}" for n in numbers])
     return records.log("jsonl")
 
 
@@ -647,8 +644,9 @@ class _JsonStream:
             self._pos = end
             return obj
 
-    def array(self, label: str) -> Iterator[list[Any]]:
-        """The elements of the array starting here, in lists of up to CHUNK_RECORDS."""
+    def array(self, label: Callable[[int], str]) -> Iterator[list[Any]]:
+        """The elements of the array starting here, in lists of up to CHUNK_RECORDS
+        (``label(i)`` names element i in messages)."""
         self.expect("[")
         batch: list[Any] = []
         index = 0
@@ -656,7 +654,7 @@ class _JsonStream:
             self._pos += 1
             return
         while True:
-            batch.append(self.value(f"{label}[{index}]"))
+            batch.append(self.value(label(index)))
             index += 1
             if len(batch) >= CHUNK_RECORDS:
                 yield batch
@@ -678,14 +676,14 @@ def _records_from_stream(
     records = _Records(path, Columns(keep), strict)
     first = stream.peek()
     if first == "[":
-        for batch in stream.array("record"):
+        for batch in stream.array(lambda i: f"record {i + 1}"):
             if not all(isinstance(r, dict) for r in batch):
                 raise LogFormatError(
                     f"{path}: unsupported JSON layout (expected a trainer_state.json with "
                     "'log_history' or a list of objects with a step key)"
                 )
             start = records.count + 1
-            records.add(batch, [-(start + i) for i in range(len(batch))])
+            records.add(batch, [f"record {start + i}" for i in range(len(batch))])
         return records.log("json"), False
     if first != "{":
         raise LogFormatError(f"{path}: unsupported JSON layout (expected an object or a list)")
@@ -704,14 +702,14 @@ def _records_from_stream(
             seen_history = True
             if stream.peek() != "[":
                 raise LogFormatError(f"{path}: 'log_history' must be a list of objects")
-            for batch in stream.array("log_history"):
+            for batch in stream.array(lambda i: f"log_history[{i}]"):
                 for i, entry in enumerate(batch):
                     if not isinstance(entry, dict):
                         raise LogFormatError(
                             f"{path}: log_history[{records.count + i}] is not an object"
                         )
                 start = records.count
-                records.add(batch, [-(start + i) for i in range(len(batch))])
+                records.add(batch, [f"log_history[{start + i}]" for i in range(len(batch))])
             if records.count == 0:
                 raise LogFormatError(f"{path}: 'log_history' is empty (nothing was logged)")
             history = records.log("hf-trainer-state")
