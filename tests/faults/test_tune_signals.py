@@ -25,7 +25,7 @@ from lrkit.cli import main  # noqa: E402
 
 pytestmark = pytest.mark.faults
 
-N_TRIALS = 8
+N_TRIALS = 12
 
 # every trial marks its start (pid), then reports four steps; in the main process a trial first
 # waits until the new worker process has started one, so that both work when the fault comes
@@ -42,7 +42,7 @@ def objective(params, report):
         time.sleep(0.02)
     x = math.log10(params["lr"]) + 3
     for step in range(1, 5):
-        time.sleep(0.05)
+        time.sleep(0.1)
         report(step, x * x + 1 / step)
     return x * x
 """
@@ -126,8 +126,11 @@ def test_main_process_killed_leaves_no_process_and_a_resumable_study(
         # the new worker process is running trials: a random moment of the work of both
         wait_for(lambda: bool(_markers(study_dir, proc.pid)), 120, "the worker's first trial")
         _kill_after(proc.pid, signum, random.Random(seed).uniform(0.0, 0.5))
+        # the moment the process ends (not when its output pipes close: a surviving worker
+        # holds them), whatever it started must end too
+        proc.wait(timeout=60)
+        survivors = family.survivors(timeout=2)
         _, err = proc.communicate(timeout=60)
-        survivors = family.survivors(timeout=10)
     finally:
         family.kill()
         proc.wait()
