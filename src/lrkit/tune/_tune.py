@@ -28,6 +28,7 @@ from typing import Any
 
 from lrkit._optional import require
 from lrkit._validate import check_choice, check_int, check_real, fail
+from lrkit.tune._errors import StorageError as StorageError
 from lrkit.tune._objective import Report, _Objective, suggest
 from lrkit.tune._objective import _objective_style as _objective_style
 from lrkit.tune._result import TrialRecord, TuneResult, records_from_trials
@@ -122,6 +123,55 @@ def _opened(spec: StorageSpec, given: Any) -> Iterator[Any]:
         close_storage(storage)
 
 
+def _search_space(
+    space: Mapping[str, object] | str | None,
+    setup: object,
+    seed: int | None,
+    style: str,
+    strategy: str,
+) -> tuple[list[Param], list[dict[str, Any]], dict[str, Any] | None]:
+    """The parsed space, the trials to queue first, and the range test's summary (auto)."""
+    enqueue: list[dict[str, Any]] = []
+    range_test: dict[str, Any] | None = None
+    if isinstance(space, str):
+        if space != "auto":
+            fail("space", space, "None, 'auto' or a mapping of parameter name to range/choices")
+        params, range_test = _auto_space(setup, seed)
+        enqueue.append({"lr": range_test["suggestion"]})
+    else:
+        if setup is not None:
+            fail("setup", type(setup).__name__, "None unless space='auto'")
+        params = parse_space(space)
+    if style == "optuna" and space is not None and strategy != "grid":
+        fail(
+            "space",
+            space,
+            "None for an Optuna-style objective(trial) (it suggests its own "
+            "parameters), except with strategy='grid'",
+        )
+    return params, enqueue, range_test
+
+
+def _grid_size(params: list[Param], per_decade: int) -> int:
+    size = 1
+    for p in params:
+        if p.kind != "const":
+            size *= len(grid_values(p, per_decade=per_decade))
+    return size
+
+
+def _storage_of(storage: object, *, workers: int, **heartbeat: Any) -> tuple[StorageSpec, Any]:
+    """The storage's spec, and the Optuna storage object when the caller passed one."""
+    optuna = require("optuna", "tune")
+    if storage is None or not isinstance(storage, optuna.storages.BaseStorage):
+        return resolve_storage(storage, workers=workers, **heartbeat), None
+    if workers > 1:
+        fail("storage", type(storage).__name__, "a path or URL when workers > 1")
+    if isinstance(storage, optuna.storages.InMemoryStorage):
+        return StorageSpec("memory", ""), storage
+    return StorageSpec("custom", str(getattr(storage, "url", type(storage).__name__))), storage
+
+
 def tune(
     objective: Callable[..., Any],
     *,
@@ -164,15 +214,21 @@ def tune(
             "hyperband"; they prune on the values passed to ``report``.
         storage: None (an SQLite file ``lrkit-tune.db``; a journal file for ``workers > 1``),
             a path (``.db`` SQLite, ``.journal`` journal file), a URL (``sqlite:///...``,
-            ``postgresql://user:pw@host/db`` with heartbeats for many machines) or
-            ``":memory:"``. Passwords are masked everywhere lrkit shows the URL.
+            ``postgresql://user:pw@host/db`` with heartbeats for many machines, or the same
+            as a libpq string ``"host=db user=u password=pw dbname=hpo"``) or ``":memory:"``.
+            Passwords are masked everywhere lrkit shows the storage. A journal file cut by a
+            full disk or a kill is repaired before the next write; a storage that cannot be
+            written ends the run with a :class:`StorageError` naming it (the study resumes).
         study_name: the study to create or resume (default: derived from the objective's name,
             the space and the strategy, so re-running the same search resumes it).
         seed: makes a one-worker search reproducible.
         timeout: stop starting new trials after this many seconds.
         workers: local workers (each opens the storage itself): this process and
             ``workers - 1`` new processes (``start_method``, default "spawn"), so the
-            objective must be importable by name (a module-level function).
+            objective must be importable by name (a module-level function). The new processes
+            share one process group and end with this process, however it ends; SIGTERM here
+            stops them and raises ``Terminated`` (a KeyboardInterrupt) after queueing the
+            interrupted trial again.
         max_steps: the steps of a full trial, if known (sizes the early-stopping rungs).
         setup: a :class:`lrkit.Setup` or a built-in task, for ``space="auto"``.
         grid_per_decade: grid points per decade of a log range (strategy "grid").
@@ -222,53 +278,17 @@ def tune(
         fail("study_name", study_name, "a non-empty string")
     start_method = check_choice("start_method", start_method, ("spawn", "forkserver", "fork"))
 
-    enqueue: list[dict[str, Any]] = []
-    range_test: dict[str, Any] | None = None
-    if isinstance(space, str):
-        if space != "auto":
-            fail("space", space, "None, 'auto' or a mapping of parameter name to range/choices")
-        params, range_test = _auto_space(setup, seed)
-        enqueue.append({"lr": range_test["suggestion"]})
-    else:
-        if setup is not None:
-            fail("setup", type(setup).__name__, "None unless space='auto'")
-        params = parse_space(space)
-    if style == "optuna" and space is not None and strategy != "grid":
-        fail(
-            "space",
-            space,
-            "None for an Optuna-style objective(trial) (it suggests its own "
-            "parameters), except with strategy='grid'",
-        )
-
+    params, enqueue, range_test = _search_space(space, setup, seed, style, strategy)
     if n_trials is None:
-        if strategy == "grid":
-            size = 1
-            for p in params:
-                if p.kind != "const":
-                    size *= len(grid_values(p, per_decade=grid_per_decade))
-            n_trials = size
-        else:
-            n_trials = 20
+        n_trials = _grid_size(params, grid_per_decade) if strategy == "grid" else 20
     n_trials = check_int("n_trials", n_trials, minimum=1)
-
-    given_storage = None
-    if storage is not None and isinstance(storage, optuna.storages.BaseStorage):
-        if workers > 1:
-            fail("storage", type(storage).__name__, "a path or URL when workers > 1")
-        given_storage = storage
-        if isinstance(storage, optuna.storages.InMemoryStorage):
-            spec = StorageSpec("memory", "")
-        else:
-            spec = StorageSpec("custom", str(getattr(storage, "url", type(storage).__name__)))
-    else:
-        spec = resolve_storage(
-            storage,
-            workers=workers,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            max_retry=max_retry,
-        )
+    spec, given_storage = _storage_of(
+        storage,
+        workers=workers,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        max_retry=max_retry,
+    )
     name = study_name.strip() if study_name else _default_study_name(objective, params, strategy)
     wrapped = _Objective(objective, style, params)
     config = WorkerConfig(
