@@ -64,7 +64,7 @@ STEP_NAMES = (
 
 #: characters of text read per chunk (a chunk's parsing needs a few times this, whatever the
 #: size of the file)
-CHUNK_CHARS = 1 << 22
+CHUNK_CHARS = 1 << 20
 #: records of a JSON array handled per chunk
 CHUNK_RECORDS = 1 << 15
 
