@@ -417,9 +417,8 @@ def _csv_chunk(layout: _CsvLayout, columns: Columns, chunk: str, line: int) -> i
     try:
         steps, step_present = text_floats(step_cells)
     except OutOfRange as exc:
-        raise LogFormatError(
-            f"{path}: line {_line_of(exc.index, numbers, line)}: step "
-            f"{describe(exc.text)} is out of the float range"
+        raise _out_of_range(
+            path, f"line {_line_of(exc.index, numbers, line)}", "step", exc
         ) from None
     blank = np.fromiter(map(bool, step_cells), dtype=bool, count=rows)
     bad = np.flatnonzero((blank & ~step_present) | (step_present & ~np.isfinite(steps)))
@@ -433,12 +432,14 @@ def _csv_chunk(layout: _CsvLayout, columns: Columns, chunk: str, line: int) -> i
         try:
             values, present = text_floats(cells[index::ncols])
         except OutOfRange as exc:
-            raise LogFormatError(
-                f"{path}: line {_line_of(exc.index, numbers, line)}: {name} "
-                f"{describe(exc.text)} is out of the float range"
-            ) from None
+            where = f"line {_line_of(exc.index, numbers, line)}"
+            raise _out_of_range(path, where, name, exc) from None
         _add_column(columns, name, steps, step_present, values, present)
     return rows
+
+
+def _out_of_range(path: Path, where: str, what: str, exc: OutOfRange) -> LogFormatError:
+    return LogFormatError(f"{path}: {where}: {what} {describe(exc.text)} is out of the float range")
 
 
 def _line_of(index: int, numbers: list[int] | None, first: int) -> int:
@@ -505,10 +506,7 @@ class _Records:
         try:
             steps, step_present = json_floats(raw_steps)
         except OutOfRange as exc:
-            raise LogFormatError(
-                f"{self.path}: {where[exc.index]}: step {describe(exc.text)} is out of "
-                "the float range"
-            ) from None
+            raise _out_of_range(self.path, where[exc.index], "step", exc) from None
         given = np.fromiter((s is not None and s != "" for s in raw_steps), bool, len(records))
         bad = np.flatnonzero((given & ~step_present) | (step_present & ~np.isfinite(steps)))
         if bad.size:
@@ -523,10 +521,7 @@ class _Records:
             try:
                 values, present = json_floats(raw)
             except OutOfRange as exc:
-                raise LogFormatError(
-                    f"{self.path}: {where[exc.index]}: {name} {describe(exc.text)} is "
-                    "out of the float range"
-                ) from None
+                raise _out_of_range(self.path, where[exc.index], name, exc) from None
             for index in np.flatnonzero(np.isinf(values) & present).tolist():
                 if isinstance(raw[index], float):
                     self._strict(index)  # 1e400 parses as inf: raises unless written inf
