@@ -121,7 +121,7 @@ def _watch_parent(own_group: bool) -> None:
         if own_group:
             with contextlib.suppress(OSError):
                 os.killpg(os.getpgrp(), signal.SIGKILL)
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
     threading.Thread(target=watch, name="lrkit-parent-watch", daemon=True).start()
 
