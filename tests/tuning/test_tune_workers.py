@@ -233,7 +233,7 @@ def test_a_worker_trains_with_its_thread_count_and_restores_it() -> None:
 
     from lrkit.tuning._space import parse_space
     from lrkit.tuning._storage import StorageSpec
-    from lrkit.tuning._tune import _Objective, _objective_style, _run_worker, _WorkerConfig
+    from lrkit.tuning._tune import _Objective, _objective_style, _run_worker, _WorkerConfig  # noqa: F401
 
     def threads_seen(params: dict[str, float], report: object) -> float:
         return float(torch.get_num_threads())

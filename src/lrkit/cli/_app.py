@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from lrkit._mask import mask
 from lrkit._optional import MissingExtraError
 from lrkit._version import __version__
 
@@ -54,9 +55,10 @@ def _root(
 def _one_line(exc: BaseException) -> str:
     marked = getattr(exc, "one_line", None)  # errors that know their own one-line form
     if isinstance(marked, str):
-        return marked
+        return mask(marked)
     text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.splitlines())
+    # a storage string may sit in any message: its password never reaches the terminal
+    return mask(" ".join(text.splitlines()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -62,10 +62,10 @@ def _write_plot(diagnosis: Any, path: Path) -> None:
 @app.command("diagnose")
 def diagnose_command(
     path: Annotated[
-        Path,
+        str,
         typer.Argument(
             help="Log file or run directory: TensorBoard, Lightning metrics.csv, "
-            "trainer_state.json, .jsonl or .csv with a step column.",
+            "trainer_state.json, .jsonl or .csv with a step column; '-' for standard input.",
             show_default=False,
         ),
     ],

@@ -271,6 +271,7 @@ def tune_command(
     )
 
     from lrkit.tuning._tune import _objective_style, load_result, tune
+    from lrkit.tuning._workers import Terminated
 
     optuna = require("optuna", "tune")
     if not logging.getLogger().isEnabledFor(logging.INFO):
@@ -346,20 +347,29 @@ def tune_command(
             text = "best -" if best == math.inf else f"best {best:.5g}"
             progress.update(bar, advance=1, description=text)
 
-        result = tune(
-            objective,
-            space=space,
-            n_trials=trials,
-            strategy=strategy.value,
-            early_stopping=None if early_stopping == "none" else early_stopping.value,
-            storage=storage,
-            study_name=study_name,
-            seed=seed,
-            timeout=timeout,
-            workers=workers,
-            max_steps=max_steps,
-            setup=setup,
-            threads_per_worker=1 if workers > 1 else None,
-            on_trial=on_trial,
-        )
+        try:
+            result = tune(
+                objective,
+                space=space,
+                n_trials=trials,
+                strategy=strategy.value,
+                early_stopping=None if early_stopping == "none" else early_stopping.value,
+                storage=storage,
+                study_name=study_name,
+                seed=seed,
+                timeout=timeout,
+                workers=workers,
+                max_steps=max_steps,
+                setup=setup,
+                threads_per_worker=1 if workers > 1 else None,
+                on_trial=on_trial,
+            )
+        except Terminated as exc:
+            # tune stopped its workers and queued the interrupted trial: say so in one line
+            err_console.print(
+                f"lrkit: terminated ({exc}); the study is saved: run the same command again "
+                "to resume it",
+                highlight=False,
+            )
+            raise typer.Exit(128 + exc.signum) from None
     return _output(result, as_json, plot)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from lrkit.diagnosis._files import diagnose_file, read_log
     from lrkit.diagnosis._findings import PROBLEMS, VERDICTS, Action, Diagnosis, Finding
     from lrkit.diagnosis._guard import Guard, GuardAction, GuardError, GuardEvent, LossMonitor
-    from lrkit.diagnosis._readers import Log
+    from lrkit.diagnosis._readers import Log, LogFormatError
     from lrkit.diagnosis._rules import Thresholds
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "GuardEvent",
     "LossMonitor",
     "Log",
+    "LogFormatError",
     "Thresholds",
     "diagnose",
     "diagnose_file",
@@ -49,7 +50,7 @@ if not TYPE_CHECKING:
                 "GuardEvent",
                 "LossMonitor",
             ],
-            "lrkit.diagnosis._readers": ["Log"],
+            "lrkit.diagnosis._readers": ["Log", "LogFormatError"],
             "lrkit.diagnosis._rules": ["Thresholds"],
         },
     )

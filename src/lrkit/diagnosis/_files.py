@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from lrkit.diagnosis._findings import Diagnosis
 from lrkit.diagnosis._readers import Log, Series, read_log
 from lrkit.diagnosis._rules import Thresholds
 
-__all__ = ["DEFAULT_NAMES", "diagnose_file", "read_log", "select_series"]
+__all__ = ["DEFAULT_NAMES", "diagnose_file", "read_log", "select_series", "wanted_series"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +69,24 @@ DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _available(log: Log) -> str:
+    return ", ".join(log.columns or tuple(log.names())) or "none"
+
+
+# metric names that are not a loss: a log holding only these is not diagnosed as one
+_NOT_LOSS = re.compile(
+    r"acc|accuracy|f1|auc|precision|recall|bleu|rouge|score|reward|perplexity|ppl|iou|map|"
+    r"top[-_]?\d|error[-_]?rate|wer|cer",
+    re.IGNORECASE,
+)
+
+
 def _find(log: Log, role: str, name: str | None, *, required: bool) -> Series | None:
     if name is not None:
         if name in log.series:
             return log.series[name]
         raise ValueError(
-            f"{log.path}: no series named {name!r} for --{role} "
-            f"(available: {', '.join(log.names()) or 'none'})"
+            f"{log.path}: no series named {name!r} for --{role} (available: {_available(log)})"
         )
     defaults = DEFAULT_NAMES[role]
     lower = {k.lower(): k for k in log.series}
@@ -87,8 +100,11 @@ def _find(log: Log, role: str, name: str | None, *, required: bool) -> Series | 
             if key.startswith(("lr-", "lr/", "lr_")):
                 candidates.append((-len(log.series[key]), 99, key))
     if not candidates and role == "train":
-        metric = [k for k in log.names() if k not in ("epoch", "Wall time", "wall_time")]
-        if len(metric) == 1:  # a single-metric export such as TensorBoard's CSV download
+        columns = log.columns or tuple(log.names())
+        metric = [k for k in columns if k not in _NOT_METRIC]
+        # a single-metric export (TensorBoard's CSV download: "Value"), unless its name says
+        # it is not a loss (an accuracy is never diagnosed as one)
+        if len(metric) == 1 and metric[0] in log.series and not _NOT_LOSS.search(metric[0]):
             candidates.append((0, 0, metric[0]))
     if candidates:
         # prefer the most points (step-level over epoch-level or summary values), then order
@@ -97,10 +113,39 @@ def _find(log: Log, role: str, name: str | None, *, required: bool) -> Series | 
     if required:
         raise ValueError(
             f"{log.path}: no training loss series found (looked for "
-            f"{', '.join(defaults[:6])}, ...; available: {', '.join(log.names()) or 'none'}); "
-            "name it with train=... / --train"
+            f"{', '.join(defaults[:6])}, ...; the columns are: {_available(log)}); "
+            "name the loss with train=... / --train"
         )
     return None
+
+
+_NOT_METRIC = ("epoch", "Wall time", "wall_time")
+
+
+def wanted_series(
+    *,
+    train: str | None = None,
+    val: str | None = None,
+    lr: str | None = None,
+    grad_norm: str | None = None,
+) -> Callable[[str], bool]:
+    """The series :func:`select_series` may pick: the names given, every common name of each
+    role, lr-* names, and names holding "loss" or "value" (a single-metric export). A reader
+    keeps only these (see :func:`lrkit.diagnosis.read_log`'s ``keep``)."""
+    explicit = {n for n in (train, val, lr, grad_norm) if n is not None}
+    common = {d.lower() for names in DEFAULT_NAMES.values() for d in names}
+
+    def keep(name: str) -> bool:
+        low = name.lower()
+        return (
+            name in explicit
+            or low in common
+            or low.startswith(("lr-", "lr/", "lr_"))
+            or "loss" in low
+            or low == "value"
+        )
+
+    return keep
 
 
 def select_series(
@@ -126,6 +171,8 @@ def select_series(
 
 def _align(source: Series, steps: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
     """Value of ``source`` at each step: the latest value logged at or before it."""
+    if source.steps.shape == steps.shape and np.array_equal(source.steps, steps):
+        return source.values  # logged on the same steps (one CSV row each): no copy
     idx = np.searchsorted(source.steps, steps, side="right") - 1
     return source.values[np.clip(idx, 0, source.steps.size - 1)]
 
@@ -151,18 +198,24 @@ def diagnose_file(
     The lr and gradient-norm series are aligned to the training steps (latest value logged
     at or before each step).
 
+    Only the series this may pick are read (:func:`wanted_series`): the other columns of a
+    big log cost no memory. ``path`` may be a pipe, a FIFO or ``"-"`` (standard input).
+
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is empty, truncated or malformed, or a named series is missing
-            (the message names the file and the problem).
+        LogFormatError: (a ValueError) the file is empty, truncated or malformed, or holds a
+            number out of the float range (the message names the file and the line).
+        ValueError: a named series is missing, or no series is a training loss (a log of
+            accuracies only): the message lists the columns found.
 
     Example:
         >>> d = diagnose_file("lightning_logs/version_0/metrics.csv")  # doctest: +SKIP
         >>> d.verdict, d.action.text  # doctest: +SKIP
         ('healthy', 'keep the learning rate')
     """
-    log = read_log(path, format=format)
-    chosen = select_series(log, train=train, val=val, lr=lr, grad_norm=grad_norm)
+    names = {"train": train, "val": val, "lr": lr, "grad_norm": grad_norm}
+    log = read_log(path, format=format, keep=wanted_series(**names))
+    chosen = select_series(log, **names)
     tr = chosen["train"]
     assert tr is not None  # required=True guarantees it
     if len(tr) == 0:

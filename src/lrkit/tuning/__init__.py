@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from lrkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from lrkit.tuning._errors import StorageError
     from lrkit.tuning._result import TrialRecord, TuneResult
     from lrkit.tuning._space import DEFAULT_LR_RANGE, Param, grid_values, parse_space
     from lrkit.tuning._storage import mask_url
@@ -28,6 +29,7 @@ __all__ = [
     "EARLY_STOPPING",
     "STRATEGIES",
     "Param",
+    "StorageError",
     "Report",
     "TaskObjective",
     "TrialRecord",
@@ -44,6 +46,7 @@ if not TYPE_CHECKING:
     __getattr__, __dir__ = lazy_exports(
         __name__,
         {
+            "lrkit.tuning._errors": ["StorageError"],
             "lrkit.tuning._result": ["TrialRecord", "TuneResult"],
             "lrkit.tuning._space": ["DEFAULT_LR_RANGE", "Param", "grid_values", "parse_space"],
             "lrkit.tuning._storage": ["mask_url"],

@@ -156,7 +156,7 @@ def records_from_trials(trials: Sequence[Any]) -> list[TrialRecord]:
         reason = trial.user_attrs.get("lrkit_reason")
         if state == "failed" and reason is None:
             reason = (
-                "worker stopped sending heartbeats (killed?)"
+                "its worker died (its process is gone, or it sent no heartbeat); queued again"
                 if trial.number in retried
                 else "failed (no reason recorded)"
             )

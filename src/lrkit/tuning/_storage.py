@@ -8,11 +8,13 @@
 ``"path.db"`` / ``"sqlite:///p.db"``   SQLite file (one process at a time)
 ``"path.journal"`` / ``"journal:p"``   Optuna journal file (several processes on one host)
 ``"postgresql://user:pw@host/db"``     PostgreSQL with heartbeats (many machines)
+``"host=db user=u password=pw ..."``   the same, as a libpq key=value connection string
 ``":memory:"``                         in memory (nothing persists; one process)
 =====================================  ==================================================
 
-Passwords never leave this module unmasked: :func:`mask_url` is applied to every URL that is
-logged, shown, stored in results or put into an error message.
+Passwords never leave this module unmasked: :func:`mask_url` (:mod:`lrkit._mask`) is applied to
+every storage string that is logged, shown, stored in results or put into an error message, in
+each form: URL user info, ``?password=``, libpq ``password=...`` (quoted or not).
 """
 
 from __future__ import annotations
@@ -22,22 +24,26 @@ import random
 import re
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, urlencode
 
+from lrkit._mask import mask, scrub
 from lrkit._optional import require
 from lrkit._validate import fail
+from lrkit.tuning._errors import StorageError
 
 __all__ = [
     "DEFAULT_JOURNAL",
     "DEFAULT_SQLITE",
+    "StorageError",
     "StorageSpec",
     "mask_url",
     "open_storage",
     "resolve_storage",
     "scrub",
+    "storage_error",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,41 +51,65 @@ logger = logging.getLogger(__name__)
 DEFAULT_SQLITE = "lrkit-tune.db"
 DEFAULT_JOURNAL = "lrkit-tune.journal"
 
-# the password runs to the last "@" before the host (a password with an unencoded "@" is
-# masked whole, not up to its first "@")
-_USERINFO = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>\S*?)@"
-    r"(?=[^@\s/?#]*(?:[/?#'\"\s]|$))"
-)
-_QUERY_PW = re.compile(r"(?P<key>[?&]password=)(?P<pw>[^&\s]*)", re.IGNORECASE)
-
-
 def mask_url(url: str) -> str:
-    """Replace the password of a URL (user info or ``?password=``) with ``***``.
+    """Replace the password of a storage string (a URL's user info or ``?password=``, a libpq
+    ``password=...`` pair) with ``***``; see :func:`lrkit._mask.mask`.
 
     Example:
         >>> mask_url("postgresql://me:s3cret@db.example:5432/hpo")
         'postgresql://me:***@db.example:5432/hpo'
+        >>> mask_url("host=db user=me password=s3cret dbname=hpo")
+        'host=db user=me password=*** dbname=hpo'
     """
-    masked = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
-    return _QUERY_PW.sub(lambda m: f"{m['key']}***", masked)
+    return mask(url)
 
 
-def _passwords(url: str) -> list[str]:
-    found = [m["pw"] for m in _USERINFO.finditer(url)] + [m["pw"] for m in _QUERY_PW.finditer(url)]
-    return [p for p in found if p]
+# a libpq key=value connection string: "host=db user=u password='a b' dbname=hpo"
+_LIBPQ_START = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
+_LIBPQ_PAIR = re.compile(
+    r"\s*(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*"
+    r"(?P<value>'(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)*)(?=\s|$)"
+)
 
 
-def scrub(text: str, url: str) -> str:
-    """Mask any URL in ``text`` and every literal occurrence of ``url``'s password."""
-    result = mask_url(text)
-    for password in _passwords(url):
-        result = result.replace(password, "***")
-        # drivers sometimes quote or percent-decode the password
-        decoded = unquote(password)
-        if decoded != password:
-            result = result.replace(decoded, "***")
-    return result
+def _libpq_url(text: str) -> str:
+    """The PostgreSQL URL equivalent to a libpq key=value connection string."""
+    pairs: dict[str, str] = {}
+    pos = 0
+    while pos < len(text.rstrip()):
+        m = _LIBPQ_PAIR.match(text, pos)
+        if m is None or m.end() == pos:
+            raise ValueError(
+                "storage must be a libpq connection string of key=value pairs (quote a value "
+                "holding spaces: password='a b'), a database URL or a file path, but got "
+                f"storage={mask(text)!r}"
+            )
+        value = m["value"]
+        if value.startswith("'"):
+            value = value[1:-1]
+        pairs[m["key"].lower()] = re.sub(r"\\(.)", r"\1", value)
+        pos = m.end()
+    user = pairs.pop("user", "")
+    password = pairs.pop("password", None)
+    host = pairs.pop("host", "")
+    port = pairs.pop("port", "")
+    dbname = pairs.pop("dbname", "")
+    netloc = quote(user, safe="")
+    if password is not None:
+        netloc += ":" + quote(password, safe="")
+    if netloc:
+        netloc += "@"
+    if host and not host.startswith("/") and "," not in host:
+        netloc += f"[{host}]" if ":" in host else host
+        if port:
+            netloc += f":{port}"
+    else:  # a Unix socket directory or a list of hosts: libpq takes them as parameters
+        if host:
+            pairs["host"] = host
+        if port:
+            pairs["port"] = port
+    query = ("?" + urlencode(pairs)) if pairs else ""
+    return f"postgresql://{netloc}/{quote(dbname, safe='')}{query}"
 
 
 @dataclass(frozen=True)
@@ -87,10 +117,14 @@ class StorageSpec:
     """A resolved storage description (picklable: worker processes open their own)."""
 
     kind: str  # "sqlite", "journal", "rdb", "memory"
-    target: str  # file path or SQLAlchemy URL (with password: never print this field)
+    # file path or SQLAlchemy URL (with password: never print this field; repr shows display)
+    target: str = field(repr=False)
     heartbeat_interval: int | None = None
     grace_period: int | None = None
     max_retry: int | None = 3
+
+    def __repr__(self) -> str:
+        return f"StorageSpec({self.kind!r}, {self.display!r})"
 
     @property
     def display(self) -> str:
@@ -171,6 +205,14 @@ def resolve_storage(
                     "storage must be a sqlite://, postgresql:// or mysql:// URL, a .db or "
                     f".journal file path, or ':memory:', but got storage={mask_url(text)!r}"
                 )
+        elif _LIBPQ_START.match(text):
+            spec = StorageSpec(
+                "rdb",
+                _normalise_sql_url(_libpq_url(text)),
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                max_retry=max_retry,
+            )
         elif text.endswith((".journal", ".log", ".jsonl")):
             spec = StorageSpec("journal", text)
         elif text.endswith((".db", ".sqlite", ".sqlite3")):
@@ -198,15 +240,22 @@ def open_storage(spec: StorageSpec) -> Any:
     if spec.kind == "memory":
         return optuna.storages.InMemoryStorage()
     if spec.kind == "journal":
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from optuna.storages.journal import JournalStorage
+
+        from lrkit.tuning._journal import RepairingJournalBackend
 
         path = Path(spec.target)
         if path.parent and not path.parent.exists():
-            raise ValueError(f"storage directory {str(path.parent)!r} does not exist")
+            raise StorageError(f"storage directory {str(path.parent)!r} does not exist")
+        if path.is_dir():
+            raise StorageError(f"cannot open journal storage {spec.display!r}: it is a directory")
         try:
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(RepairingJournalBackend(str(path)))
+        except StorageError:
+            raise
         except Exception as exc:
-            raise ValueError(f"cannot open journal storage {spec.display!r}: {exc}") from None
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise StorageError(f"cannot open journal storage {spec.display!r}: {reason}") from None
     engine_kwargs: dict[str, Any] = {}
     callback = None
     if spec.kind == "rdb":
@@ -220,7 +269,7 @@ def open_storage(spec: StorageSpec) -> Any:
         if database and database != ":memory:":
             parent = Path(database).parent
             if not parent.exists():
-                raise ValueError(f"storage directory {str(parent)!r} does not exist")
+                raise StorageError(f"storage directory {str(parent)!r} does not exist")
     for attempt in range(6):
         try:
             with warnings.catch_warnings():
@@ -241,7 +290,7 @@ def open_storage(spec: StorageSpec) -> Any:
             break
         except ImportError as exc:
             extra = " (pip install 'lrkit[postgres]')" if spec.target.startswith("postgres") else ""
-            raise ValueError(
+            raise StorageError(
                 f"cannot open storage {spec.display!r}: the database driver is missing "
                 f"({exc}){extra}"
             ) from None
@@ -252,14 +301,22 @@ def open_storage(spec: StorageSpec) -> Any:
             if racing and attempt < 5:
                 time.sleep(0.2 + random.random() * 0.5)
                 continue
-            # SQLAlchemy appends a long "(Background on this error at: ...)" hint
-            reason = reason.split("(Background on this error")[0].strip()
-            raise ValueError(
-                f"cannot open storage {spec.display!r}: {type(exc).__name__}: "
-                f"{scrub(reason, spec.target)}"
-            ) from None
+            raise storage_error("cannot open", spec, exc) from None
     logger.info("opened storage %s", spec.display)
     return storage
+
+
+def storage_error(what: str, spec: StorageSpec, exc: BaseException) -> StorageError:
+    """``exc`` (a driver's, SQLAlchemy's or the file system's error) as one line that names the
+    storage, password masked: ``cannot write to storage 'sqlite:///s.db': OperationalError:
+    database or disk is full``."""
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's own error
+    reason = " ".join(str(cause).split()) or type(cause).__name__
+    # SQLAlchemy appends a long "(Background on this error at: ...)" hint
+    reason = reason.split("(Background on this error")[0].strip()
+    return StorageError(
+        f"{what} storage {spec.display!r}: {type(exc).__name__}: {scrub(reason, spec.target)}"
+    )
 
 
 def close_storage(storage: Any) -> None:

@@ -19,491 +19,32 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import logging
 import math
-import multiprocessing
 import os
-import pickle
-import socket
-import sys
-import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from numbers import Real
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from lrkit._optional import require
-from lrkit._threads import torch_threads
 from lrkit._validate import check_choice, check_int, check_real, fail
+from lrkit.tuning._errors import StorageError as StorageError
+from lrkit.tuning._objective import Report, _Objective, suggest
+from lrkit.tuning._objective import _objective_style as _objective_style
 from lrkit.tuning._result import TrialRecord, TuneResult, records_from_trials
 from lrkit.tuning._space import Param, default_space, grid_values, parse_space, space_to_dict
-from lrkit.tuning._storage import (
-    StorageSpec,
-    close_storage,
-    open_storage,
-    resolve_storage,
-    scrub,
-)
+from lrkit.tuning._storage import StorageSpec, close_storage, open_storage, resolve_storage
+from lrkit.tuning._study import EARLY_STOPPING, STRATEGIES, WorkerConfig
+from lrkit.tuning._worker import run_worker
+from lrkit.tuning._workers import run_workers, sigterm_raises
 
 __all__ = ["EARLY_STOPPING", "STRATEGIES", "Report", "auto_range", "load_result", "suggest", "tune"]
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("grid", "random", "qmc", "tpe", "gp")
-EARLY_STOPPING = ("none", "median", "asha", "hyperband")
-
-#: ``report(step, value)``: feed an intermediate value; raises the pruning signal to stop.
-Report = Callable[[int, float], None]
-
-_HOST = socket.gethostname()
-
-
-class _BadObjectiveValue(ValueError):
-    """The objective returned something that is not a finite number."""
-
-
-# --------------------------------------------------------------------------------------------
-# the objective wrapper (picklable: it travels to worker processes)
-
-
-def _objective_style(objective: object) -> str:
-    """ "lrkit" for ``objective(params, report)``, "optuna" for ``objective(trial)``."""
-    if not callable(objective):
-        fail("objective", objective, "a callable objective(params, report) or objective(trial)")
-    try:
-        signature = inspect.signature(objective)
-    except (TypeError, ValueError):
-        fail("objective", objective, "a callable with an inspectable signature")
-    positional = [
-        p
-        for p in signature.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    required = [p for p in positional if p.default is p.empty]
-    varargs = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
-    if len(required) == 2 or (len(required) < 2 and (len(positional) >= 2 or varargs)):
-        return "lrkit"
-    if len(required) == 1:
-        return "optuna"
-    fail(
-        "objective",
-        objective,
-        f"a callable taking (params, report) or an Optuna trial, but its signature is {signature}",
-    )
-
-
-def _as_float(value: object) -> float:
-    if isinstance(value, bool):
-        raise _BadObjectiveValue(f"objective returned a bool ({value!r}), expected a number")
-    if not isinstance(value, Real):
-        item = getattr(value, "item", None)
-        numel = getattr(value, "numel", None)
-        size = numel() if callable(numel) else getattr(value, "size", 1)
-        if callable(item) and size == 1:
-            value = item()
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise _BadObjectiveValue(
-                f"objective returned {type(value).__name__} {value!r:.60}, expected a number"
-            )
-    result = float(value)
-    if not math.isfinite(result):
-        raise _BadObjectiveValue(f"objective returned {result}, expected a finite number")
-    return result
-
-
-class _Reporter:
-    """The ``report(step, value)`` handed to lrkit-style objectives."""
-
-    def __init__(self, trial: Any) -> None:
-        self._trial = trial
-        self._last_step = -1
-
-    def __call__(self, step: int, value: float) -> None:
-        optuna = require("optuna", "tune")
-        step = check_int("step", step, minimum=0)
-        if isinstance(value, bool) or not isinstance(value, Real):
-            try:
-                value = _as_float(value)
-            except _BadObjectiveValue:
-                fail("value", value, "a number")
-        number = float(value)
-        if not math.isfinite(number):
-            reason = f"diverged: reported {number} at step {step}"
-            self._trial.set_user_attr("lrkit_reason", reason)
-            # keep the step so the spent training is counted (the value itself is not finite)
-            self._trial.set_user_attr("lrkit_steps", step)
-            raise optuna.TrialPruned(reason)
-        if step <= self._last_step:
-            return  # Optuna keeps the first value of a step; later ones are ignored
-        self._last_step = step
-        self._trial.report(number, step)
-        if self._trial.should_prune():
-            reason = f"pruned at step {step} (value {number:.6g})"
-            self._trial.set_user_attr("lrkit_reason", reason)
-            raise optuna.TrialPruned(reason)
-
-
-def suggest(trial: Any, space: Sequence[Param]) -> dict[str, Any]:
-    """Draw one point of ``space`` through an Optuna trial (constants included)."""
-    params: dict[str, Any] = {}
-    for p in space:
-        if p.kind == "log":
-            params[p.name] = trial.suggest_float(p.name, p.low, p.high, log=True)
-        elif p.kind == "float":
-            params[p.name] = trial.suggest_float(p.name, p.low, p.high)
-        elif p.kind == "int":
-            params[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high))
-        elif p.kind == "logint":
-            params[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high), log=True)
-        elif p.kind == "choice":
-            params[p.name] = trial.suggest_categorical(p.name, list(p.choices))
-        else:
-            params[p.name] = p.choices[0]
-    return params
-
-
-@dataclass
-class _Objective:
-    func: Callable[..., Any]
-    style: str
-    space: list[Param]
-
-    def __call__(self, trial: Any) -> float:
-        optuna = require("optuna", "tune")
-        trial.set_user_attr("lrkit_worker", f"{_HOST}:{os.getpid()}")
-        constants = {p.name: p.choices[0] for p in self.space if p.kind == "const"}
-        if constants:
-            trial.set_user_attr("lrkit_constants", constants)
-        try:
-            if self.style == "optuna":
-                raw = self.func(trial)
-            else:
-                raw = self.func(suggest(trial, self.space), _Reporter(trial))
-            return _as_float(raw)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            if isinstance(exc, _BadObjectiveValue):
-                reason = str(exc)
-            else:
-                reason = f"{type(exc).__name__}: {exc}"
-            trial.set_user_attr("lrkit_reason", reason[:500])
-            raise
-
-
-# --------------------------------------------------------------------------------------------
-# samplers and pruners
-
-
-def _sampler(
-    strategy: str, space: list[Param], *, seed: int | None, n_trials: int, grid_per_decade: int
-) -> Any:
-    optuna = require("optuna", "tune")
-    startup = min(10, max(4, n_trials // 4))
-    if strategy == "grid":
-        grid = {
-            p.name: grid_values(p, per_decade=grid_per_decade) for p in space if p.kind != "const"
-        }
-        return optuna.samplers.GridSampler(grid, seed=seed)
-    if strategy == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if strategy == "qmc":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.QMCSampler(
-                seed=seed,
-                scramble=seed is not None,
-                warn_independent_sampling=False,
-                warn_asynchronous_seeding=False,
-            )
-    if strategy == "gp":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.GPSampler(
-                seed=seed, n_startup_trials=startup, warn_independent_sampling=False
-            )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=startup,
-            multivariate=sum(p.kind != "const" for p in space) > 1,
-            constant_liar=True,
-        )
-
-
-def _pruner(early_stopping: str, max_steps: int | None) -> Any:
-    optuna = require("optuna", "tune")
-    if early_stopping == "none":
-        return optuna.pruners.NopPruner()
-    if early_stopping == "median":
-        warmup = max_steps // 10 if max_steps else 0
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
-    # the first rung at 1/9 (asha) or 1/27 (hyperband) of a full run, rungs growing 3x
-    if early_stopping == "asha":
-        minimum = max(1, max_steps // 9) if max_steps else "auto"
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=minimum, reduction_factor=3)
-    return optuna.pruners.HyperbandPruner(
-        min_resource=max(1, max_steps // 27) if max_steps else 1,
-        max_resource=max_steps if max_steps else "auto",
-        reduction_factor=3,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# counting and recovering trials
-
-
-def _process_start(pid: int, stat: str) -> float | None:
-    """Unix time at which process ``pid`` started (from its /proc stat line), if known."""
-    try:
-        ticks = int(stat.rpartition(")")[2].split()[19])
-        with open("/proc/stat") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):  # pragma: no cover
-        return None
-
-
-def _pid_alive(pid: int, since: float | None = None) -> bool:
-    """Whether process ``pid`` still runs (and, given ``since``, is the process that was
-    running at that Unix time, not a later one that reused the pid)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - someone else's process
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:  # pragma: no cover - no procfs (macOS)
-        return True
-    fields = stat.rpartition(")")[2].split()
-    if fields and fields[0] == "Z":  # killed, but its parent has not reaped it yet
-        return False
-    started = _process_start(pid, stat)
-    return since is None or started is None or started <= since + 1.0
-
-
-def _progress(study: Any) -> tuple[int, int, int]:
-    """(finished, running, waiting) trials; a trial that was queued again counts once."""
-    from optuna.trial import TrialState
-
-    trials = study.get_trials(deepcopy=False)
-    retried = {int(n) for t in trials for n in t.system_attrs.get("retry_history", [])}
-    finished = running = waiting = 0
-    for t in trials:
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-            finished += 1
-        elif t.state == TrialState.FAIL:
-            finished += t.number not in retried
-        elif t.state == TrialState.RUNNING:
-            running += 1
-        elif t.state == TrialState.WAITING:
-            waiting += 1
-    return finished, running, waiting
-
-
-def _reap_dead_local_workers(study: Any, max_retry: int | None) -> int:
-    """Fail (and queue again) RUNNING trials whose worker process on this host is gone.
-
-    This is the single-host counterpart of the RDB heartbeat: journal and SQLite storages have
-    no heartbeat, but every lrkit trial records ``host:pid`` of its worker.
-    """
-    optuna = require("optuna", "tune")
-    from optuna.trial import TrialState
-
-    reaped = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("lrkit_worker", "")
-        host, _, pid = str(worker).rpartition(":")
-        since = trial.datetime_start.timestamp() if trial.datetime_start else None
-        if host != _HOST or not pid.isdigit() or _pid_alive(int(pid), since):
-            continue
-        try:
-            study._storage.set_trial_user_attr(
-                trial._trial_id, "lrkit_reason", f"worker process {pid} died"
-            )
-            if not study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker reaped it first
-        reaped += 1
-        logger.warning("trial %d: worker process %s died; queueing it again", trial.number, pid)
-        frozen = study._storage.get_trial(trial._trial_id)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, frozen)
-    return reaped
-
-
-def _fail_stale(study: Any, spec: StorageSpec) -> None:
-    """Fail and queue again the trials of dead workers: by heartbeat on database servers (the
-    same rule on every machine), by a dead pid on this host for the file storages."""
-    optuna = require("optuna", "tune")
-    if spec.kind == "memory":
-        return
-    if spec.heartbeat:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-    else:
-        _reap_dead_local_workers(study, spec.max_retry)
-
-
-def _unresolved(study: Any, spec: StorageSpec) -> int:
-    """RUNNING trials a finishing worker waits for: they end, or their worker is found dead
-    (heartbeat, or a dead pid on this host) and they are queued again and re-run. Without a
-    heartbeat, another host's trials cannot be judged, so they are not waited for."""
-    from optuna.trial import TrialState
-
-    if spec.kind == "memory":
-        return 0
-    count = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = str(trial.user_attrs.get("lrkit_worker", ""))
-        if not worker:
-            continue  # not started by lrkit (no heartbeat or pid to judge it by)
-        if spec.heartbeat or worker.rpartition(":")[0] == _HOST:
-            count += 1
-    return count
-
-
-# --------------------------------------------------------------------------------------------
-# the worker loop
-
-
-@dataclass
-class _WorkerConfig:
-    objective: _Objective
-    strategy: str
-    early_stopping: str
-    storage: StorageSpec
-    study_name: str
-    n_trials: int
-    seed: int | None
-    timeout: float | None
-    max_steps: int | None
-    grid_per_decade: int
-    worker_index: int = 0
-    threads: int | None = None
-    poll_s: float = 0.5
-    enqueue: list[dict[str, Any]] = field(default_factory=list)
-    fast_exit: bool = False
-
-
-def _sampler_seed(config: _WorkerConfig) -> int | None:
-    if config.seed is None:
-        return None
-    if config.strategy in ("grid", "qmc"):
-        return config.seed  # every worker walks the same sequence; the study hands out points
-    return config.seed + 7919 * config.worker_index  # distinct points per worker
-
-
-def _open_study(config: _WorkerConfig, storage: Any) -> Any:
-    optuna = require("optuna", "tune")
-    sampler = _sampler(
-        config.strategy,
-        config.objective.space,
-        seed=_sampler_seed(config),
-        n_trials=config.n_trials,
-        grid_per_decade=config.grid_per_decade,
-    )
-    try:
-        study = optuna.create_study(
-            study_name=config.study_name,
-            storage=storage,
-            sampler=sampler,
-            pruner=_pruner(config.early_stopping, config.max_steps),
-            direction="minimize",
-            load_if_exists=True,
-        )
-    except Exception as exc:
-        raise ValueError(
-            f"cannot open study {config.study_name!r} in {config.storage.display!r}: "
-            f"{type(exc).__name__}: {scrub(str(exc), config.storage.target)}"
-        ) from None
-    if study.directions[0] != optuna.study.StudyDirection.MINIMIZE:
-        raise ValueError(
-            f"study {config.study_name!r} in {config.storage.display!r} maximises; "
-            "lrkit minimises the objective (choose another study name)"
-        )
-    for params in config.enqueue:
-        study.enqueue_trial(params, skip_if_exists=True)
-    return study
-
-
-def _run_worker(
-    config: _WorkerConfig,
-    storage: Any,
-    on_trial: Callable[[TrialRecord], None] | None = None,
-) -> None:
-    """Run trials until the study holds ``n_trials`` finished ones (or the timeout)."""
-    study = _open_study(config, storage)
-
-    def callback(study: Any, trial: Any) -> None:
-        if on_trial is not None:
-            on_trial(records_from_trials([trial])[0])
-
-    with torch_threads(config.threads):
-        _trial_loop(config, study, callback)
-
-
-def _trial_loop(config: _WorkerConfig, study: Any, callback: Callable[[Any, Any], None]) -> None:
-    """The body of :func:`_run_worker`: one trial at a time until nothing is left to run."""
-    optuna = require("optuna", "tune")
-    start = time.monotonic()
-    grid = config.strategy == "grid"
-    while True:
-        if config.timeout is not None and time.monotonic() - start >= config.timeout:
-            logger.info("timeout of %.0f s reached", config.timeout)
-            break
-        _fail_stale(study, config.storage)
-        finished, running, waiting = _progress(study)
-        if waiting == 0:
-            exhausted = grid and study.sampler.is_exhausted(study)
-            if finished + running >= config.n_trials or exhausted:
-                # nothing left to start here: wait until the running trials (here or on other
-                # workers) end, or until their worker is found dead and they are queued again
-                if _unresolved(study, config.storage) == 0:
-                    break
-                time.sleep(config.poll_s)
-                continue
-        # a queued trial (a retry of a dead worker's trial, a seed) always runs, even when the
-        # study already holds n_trials: every trial ends complete, pruned or failed
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(
-                config.objective,
-                n_trials=1,
-                catch=(Exception,),
-                callbacks=[callback],
-                gc_after_trial=False,
-            )
-
-
-def _worker_main(config: _WorkerConfig) -> None:
-    """Entry point of a local worker process."""
-    if config.threads is not None:  # for a torch imported later (_run_worker sets a loaded one)
-        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(config.threads)
-    logging.basicConfig(level=logging.WARNING)
-    require("optuna", "tune").logging.set_verbosity(logging.WARNING)
-    storage = open_storage(config.storage)
-    try:
-        _run_worker(config, storage)
-    finally:
-        close_storage(storage)
-    if config.fast_exit:
-        # the study is saved and the storage closed: skip the interpreter's teardown, which
-        # takes a second or more with torch loaded (an error above still exits normally)
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+# the names these lived under before the worker machinery moved to its own modules
+_WorkerConfig = WorkerConfig
+_run_worker = run_worker
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,6 +123,55 @@ def _opened(spec: StorageSpec, given: Any) -> Iterator[Any]:
         close_storage(storage)
 
 
+def _search_space(
+    space: Mapping[str, object] | str | None,
+    setup: object,
+    seed: int | None,
+    style: str,
+    strategy: str,
+) -> tuple[list[Param], list[dict[str, Any]], dict[str, Any] | None]:
+    """The parsed space, the trials to queue first, and the range test's summary (auto)."""
+    enqueue: list[dict[str, Any]] = []
+    range_test: dict[str, Any] | None = None
+    if isinstance(space, str):
+        if space != "auto":
+            fail("space", space, "None, 'auto' or a mapping of parameter name to range/choices")
+        params, range_test = _auto_space(setup, seed)
+        enqueue.append({"lr": range_test["suggestion"]})
+    else:
+        if setup is not None:
+            fail("setup", type(setup).__name__, "None unless space='auto'")
+        params = parse_space(space)
+    if style == "optuna" and space is not None and strategy != "grid":
+        fail(
+            "space",
+            space,
+            "None for an Optuna-style objective(trial) (it suggests its own "
+            "parameters), except with strategy='grid'",
+        )
+    return params, enqueue, range_test
+
+
+def _grid_size(params: list[Param], per_decade: int) -> int:
+    size = 1
+    for p in params:
+        if p.kind != "const":
+            size *= len(grid_values(p, per_decade=per_decade))
+    return size
+
+
+def _storage_of(storage: object, *, workers: int, **heartbeat: Any) -> tuple[StorageSpec, Any]:
+    """The storage's spec, and the Optuna storage object when the caller passed one."""
+    optuna = require("optuna", "tune")
+    if storage is None or not isinstance(storage, optuna.storages.BaseStorage):
+        return resolve_storage(storage, workers=workers, **heartbeat), None
+    if workers > 1:
+        fail("storage", type(storage).__name__, "a path or URL when workers > 1")
+    if isinstance(storage, optuna.storages.InMemoryStorage):
+        return StorageSpec("memory", ""), storage
+    return StorageSpec("custom", str(getattr(storage, "url", type(storage).__name__))), storage
+
+
 def tune(
     objective: Callable[..., Any],
     *,
@@ -624,15 +214,21 @@ def tune(
             "hyperband"; they prune on the values passed to ``report``.
         storage: None (an SQLite file ``lrkit-tune.db``; a journal file for ``workers > 1``),
             a path (``.db`` SQLite, ``.journal`` journal file), a URL (``sqlite:///...``,
-            ``postgresql://user:pw@host/db`` with heartbeats for many machines) or
-            ``":memory:"``. Passwords are masked everywhere lrkit shows the URL.
+            ``postgresql://user:pw@host/db`` with heartbeats for many machines, or the same
+            as a libpq string ``"host=db user=u password=pw dbname=hpo"``) or ``":memory:"``.
+            Passwords are masked everywhere lrkit shows the storage. A journal file cut by a
+            full disk or a kill is repaired before the next write; a storage that cannot be
+            written ends the run with a :class:`StorageError` naming it (the study resumes).
         study_name: the study to create or resume (default: derived from the objective's name,
             the space and the strategy, so re-running the same search resumes it).
         seed: makes a one-worker search reproducible.
         timeout: stop starting new trials after this many seconds.
         workers: local workers (each opens the storage itself): this process and
             ``workers - 1`` new processes (``start_method``, default "spawn"), so the
-            objective must be importable by name (a module-level function).
+            objective must be importable by name (a module-level function). The new processes
+            share one process group and end with this process, however it ends; SIGTERM here
+            stops them and raises ``Terminated`` (a KeyboardInterrupt) after queueing the
+            interrupted trial again.
         max_steps: the steps of a full trial, if known (sizes the early-stopping rungs).
         setup: a :class:`lrkit.Setup` or a built-in task, for ``space="auto"``.
         grid_per_decade: grid points per decade of a log range (strategy "grid").
@@ -682,56 +278,20 @@ def tune(
         fail("study_name", study_name, "a non-empty string")
     start_method = check_choice("start_method", start_method, ("spawn", "forkserver", "fork"))
 
-    enqueue: list[dict[str, Any]] = []
-    range_test: dict[str, Any] | None = None
-    if isinstance(space, str):
-        if space != "auto":
-            fail("space", space, "None, 'auto' or a mapping of parameter name to range/choices")
-        params, range_test = _auto_space(setup, seed)
-        enqueue.append({"lr": range_test["suggestion"]})
-    else:
-        if setup is not None:
-            fail("setup", type(setup).__name__, "None unless space='auto'")
-        params = parse_space(space)
-    if style == "optuna" and space is not None and strategy != "grid":
-        fail(
-            "space",
-            space,
-            "None for an Optuna-style objective(trial) (it suggests its own "
-            "parameters), except with strategy='grid'",
-        )
-
+    params, enqueue, range_test = _search_space(space, setup, seed, style, strategy)
     if n_trials is None:
-        if strategy == "grid":
-            size = 1
-            for p in params:
-                if p.kind != "const":
-                    size *= len(grid_values(p, per_decade=grid_per_decade))
-            n_trials = size
-        else:
-            n_trials = 20
+        n_trials = _grid_size(params, grid_per_decade) if strategy == "grid" else 20
     n_trials = check_int("n_trials", n_trials, minimum=1)
-
-    given_storage = None
-    if storage is not None and isinstance(storage, optuna.storages.BaseStorage):
-        if workers > 1:
-            fail("storage", type(storage).__name__, "a path or URL when workers > 1")
-        given_storage = storage
-        if isinstance(storage, optuna.storages.InMemoryStorage):
-            spec = StorageSpec("memory", "")
-        else:
-            spec = StorageSpec("custom", str(getattr(storage, "url", type(storage).__name__)))
-    else:
-        spec = resolve_storage(
-            storage,
-            workers=workers,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            max_retry=max_retry,
-        )
+    spec, given_storage = _storage_of(
+        storage,
+        workers=workers,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        max_retry=max_retry,
+    )
     name = study_name.strip() if study_name else _default_study_name(objective, params, strategy)
     wrapped = _Objective(objective, style, params)
-    config = _WorkerConfig(
+    config = WorkerConfig(
         objective=wrapped,
         strategy=strategy,
         early_stopping=stopping,
@@ -753,110 +313,18 @@ def tune(
         stopping,
         workers,
     )
-    with _opened(spec, given_storage) as opened:
+    with _opened(spec, given_storage) as opened, sigterm_raises():
         if workers == 1:
-            _run_worker(config, opened, on_trial)
+            run_worker(config, opened, on_trial)
         else:
-            _run_workers(config, opened, workers, threads_per_worker, start_method, on_trial)
+            run_workers(config, opened, workers, threads_per_worker, start_method, on_trial)
         study = optuna.load_study(study_name=name, storage=opened)
         if range_test is not None:  # kept with the study, so that --show can print it
             study.set_user_attr("lrkit_range_test", range_test)
         return _result(study, spec, config)
 
 
-def _run_workers(
-    config: _WorkerConfig,
-    storage: Any,
-    workers: int,
-    threads: int | None,
-    start_method: str,
-    on_trial: Callable[[TrialRecord], None] | None,
-) -> None:
-    optuna = require("optuna", "tune")
-    if threads is None:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-    threads = check_int("threads_per_worker", threads, minimum=1)
-    try:
-        pickle.dumps(config.objective.func)
-    except Exception as exc:
-        raise ValueError(
-            f"workers={workers} runs the objective in new processes, so it must be picklable "
-            f"(a module-level function), but {config.objective.func!r} is not: {exc}"
-        ) from None
-    _open_study(config, storage)  # create the study (and queue seeds) once, before the workers
-    study = optuna.load_study(study_name=config.study_name, storage=storage)
-    # on_trial hears of the trials that finish during this call, as with one worker
-    seen = {
-        r.number
-        for r in records_from_trials(study.get_trials(deepcopy=False))
-        if r.state in ("complete", "pruned", "failed")
-    }
-    context = multiprocessing.get_context(start_method)
-    processes = []
-    # worker 0 is this process (it needs no start-up); the others are new processes
-    for index in range(1, workers):
-        worker_config = _WorkerConfig(
-            **{
-                **config.__dict__,
-                "worker_index": index,
-                "threads": threads,
-                "enqueue": [],
-                "fast_exit": True,
-            }
-        )
-        process = context.Process(  # type: ignore[attr-defined]
-            target=_worker_main, args=(worker_config,), daemon=False
-        )
-        process.start()
-        processes.append(process)
-
-    def report_finished(_record: TrialRecord | None = None) -> None:
-        """on_trial for every trial finished since the last call, by any worker (called
-        after each of this process's trials: its own is among them)."""
-        if on_trial is None:
-            return
-        for record in records_from_trials(study.get_trials(deepcopy=False)):
-            if record.state in ("complete", "pruned", "failed") and record.number not in seen:
-                seen.add(record.number)
-                on_trial(record)
-
-    own = _WorkerConfig(**{**config.__dict__, "threads": threads, "enqueue": []})
-    try:
-        _run_worker(own, storage, report_finished)
-        while any(p.is_alive() for p in processes):
-            report_finished()
-            time.sleep(0.25)
-        report_finished()
-    except BaseException:
-        for p in processes:
-            if p.is_alive():
-                p.terminate()
-        raise
-    finally:
-        for p in processes:
-            p.join(timeout=5)
-    failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
-    if not failed:
-        return
-    finished, _, _ = _progress(study)
-    if finished >= config.n_trials:
-        logger.warning(
-            "%d of %d worker processes exited with an error (exit codes %s); this process "
-            "ran the remaining trials",
-            len(failed),
-            workers - 1,
-            failed,
-        )
-        return
-    raise RuntimeError(
-        f"{len(failed)} of {workers - 1} worker processes exited with an error "
-        f"(exit codes {failed}); the study has {finished} of {config.n_trials} trials "
-        "(their errors are printed above; a script that calls tune(workers > 1) needs "
-        "its code under `if __name__ == '__main__':`, as worker processes import it)"
-    )
-
-
-def _result(study: Any, spec: StorageSpec, config: _WorkerConfig | None) -> TuneResult:
+def _result(study: Any, spec: StorageSpec, config: WorkerConfig | None) -> TuneResult:
     records = records_from_trials(study.get_trials(deepcopy=False))
     done = [r for r in records if r.state == "complete" and r.value is not None]
     best = min(done, key=lambda r: (r.value, r.number)) if done else None
