@@ -10,6 +10,7 @@ taken after a Guard rollback resumes to the same weights as an uninterrupted run
 from __future__ import annotations
 
 import logging
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -296,20 +297,28 @@ def test_bad_arguments_and_several_optimizers(tmp_path: Path) -> None:
         _trainer(tmp_path, max_steps=1, callbacks=[LRFinderCallback()]).fit(two, _loader())
 
 
-def test_an_error_inside_the_range_test_restores_the_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fault", [RuntimeError, KeyboardInterrupt])
+def test_a_fault_inside_the_range_test_restores_the_model(
+    tmp_path: Path, fault: type[BaseException]
+) -> None:
     class Boom(TinyModule):
         def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
             if self.calls == 6:
-                raise RuntimeError("boom")
+                raise fault("boom")
             return super().training_step(batch, batch_idx)
 
     module = Boom()
     before = _params(module)
     rng = torch.get_rng_state()
-    with pytest.raises(RuntimeError, match="boom"):
-        _trainer(tmp_path, max_steps=5, callbacks=[LRFinderCallback(**RAMP)]).fit(
-            module, _loader(shuffle=True)
-        )
+    trainer = _trainer(tmp_path, max_steps=5, callbacks=[LRFinderCallback(**RAMP)])
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
+        with pytest.raises(RuntimeError if fault is RuntimeError else SystemExit):
+            trainer.fit(module, _loader(shuffle=True))
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT after a Ctrl-C
+    assert module.calls == 6  # it stopped inside the range test (30 steps)
     for a, b in zip(before, _params(module), strict=True):
         assert torch.equal(a, b)
     assert torch.equal(rng, torch.get_rng_state())

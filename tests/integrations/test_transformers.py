@@ -167,6 +167,34 @@ def test_find_lr_restores_model_optimizer_scheduler_then_trains_as_without_it(
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
 
 
+def test_an_error_inside_the_range_test_leaves_the_trainer_as_it_was(tmp_path: Path) -> None:
+    class Boom(tf.Trainer):  # type: ignore[misc]
+        calls = 0
+
+        def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
+            Boom.calls += 1
+            if Boom.calls == 4:
+                raise RuntimeError("boom")
+            return super().compute_loss(*args, **kwargs)
+
+    model = _gpt2()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model_attrs = set(vars(model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = Boom(model=model, args=_args(tmp_path), train_dataset=_Tokens())
+    args, state, callbacks = trainer.args, trainer.state, list(trainer.callback_handler.callbacks)
+    rng = torch.get_rng_state()
+    with pytest.raises(RuntimeError, match="boom"):
+        find_lr(trainer, num_steps=10)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert set(vars(model)) == model_attrs and trainer.model is model
+    assert trainer.optimizer is None and trainer.lr_scheduler is None
+    assert trainer.args is args and trainer.state is state
+    assert trainer.callback_handler.callbacks == callbacks
+    assert torch.equal(rng, torch.get_rng_state())
+
+
 def _valley() -> RangeTest:
     lrs = np.geomspace(1e-6, 1.0, 80)
     x = np.log10(lrs)
