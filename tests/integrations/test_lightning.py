@@ -67,6 +67,10 @@ class TinyModule(L.LightningModule):  # type: ignore[misc]
         self.log("train_loss", loss)
         return loss
 
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
     def configure_optimizers(self) -> Any:
         opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9)
         if self.spec is None:
@@ -123,7 +127,7 @@ def test_training_after_the_range_test_is_the_training_without_it(
         torch.manual_seed(123)  # the loader's shuffle and dropout draw from the global RNG
         module = TinyModule(dropout=0.2)
         trainer = _trainer(tmp_path, callbacks=[finder] if finder else [], **limits)
-        trainer.fit(module, _loader(shuffle=True))
+        trainer.fit(module, _loader(shuffle=True), val_dataloaders=_loader(batch_size=64))
         runs.append((module, trainer, finder))
     (plain, t_plain, _), (tested, t_tested, finder) = runs
     assert finder is not None and finder.result is not None and len(finder.result) >= 10
@@ -137,6 +141,8 @@ def test_training_after_the_range_test_is_the_training_without_it(
     )
     for a, b in zip(_params(plain), _params(tested), strict=True):
         assert torch.equal(a, b)
+    # validation ran as usual (and not during the test)
+    assert torch.equal(t_plain.callback_metrics["val_loss"], t_tested.callback_metrics["val_loss"])
 
 
 def _hand_written_curve(

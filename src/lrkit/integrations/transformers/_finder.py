@@ -124,8 +124,9 @@ def find_lr(
     its ``training_step``/``compute_loss``, accelerator and mixed precision (``bf16``/``fp16``),
     ``gradient_accumulation_steps`` (the loss of a step is the one the Trainer logs: the mean
     over its micro-batches), ``max_grad_norm``, the optimizer it builds (or the one given to
-    it) and ``model_init`` (a fresh model for the test). Under ``torchrun`` every rank runs it
-    and all get the same curve (the Trainer logs the loss averaged over ranks).
+    it) and ``model_init`` (a fresh model for the test). Under ``torchrun`` every rank must
+    call it; the Trainer logs the loss averaged over ranks, so all ranks record the same curve
+    (multi-process runs of the Hugging Face Trainer are not tested here).
 
     Afterwards ``trainer.model``, its optimizer and scheduler (if any), ``trainer.args``,
     ``trainer.state``, the callbacks and the RNG states are what they were.
