@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import io
 import json
 import logging
 import math
+import os
 import platform
 import statistics
 import tempfile
@@ -241,7 +243,7 @@ def score(task_name: str, cache: dict[str, float | str], fresh: bool) -> dict[st
             "best_lr": best_lr,
             "best_mean_val_loss": best,
             "seed_std_at_best": noise,
-            "seconds": grid_seconds,
+            "seconds_this_run": grid_seconds,  # ~0 when the grid came from the cache
         },
         "tools": tools,
         "curves_seed0": runs[0],
@@ -339,6 +341,9 @@ def main() -> None:
         "lightning": L.__version__,
         "lrkit": lrkit.__version__,
         "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M"),
+        "load_average_1min": os.getloadavg()[0],
         "threads": 1,
         "precision": PRECISION,
         "accumulate_grad_batches": ACCUMULATE,
