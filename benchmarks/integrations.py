@@ -145,35 +145,29 @@ def grid_lrs() -> list[float]:
     return [float(v) for v in np.logspace(low, high, n)]
 
 
+def _lightning(task_name: str, seed: int, root: str, accumulate: int) -> dict[str, Any]:
+    """Lightning's ``Tuner(trainer).lr_find(model)`` with its defaults, timed."""
+    module = TaskModule(task_name, seed, accumulate=accumulate)
+    trainer = _trainer(root, module.task.budget, accumulate=accumulate)
+    began = time.perf_counter()
+    finder = Tuner(trainer).lr_find(module, train_dataloaders=module.setup_.train_loader)
+    seconds = time.perf_counter() - began
+    assert finder is not None
+    return {
+        "seconds": seconds,
+        "suggestion": finder.suggestion(),
+        "lrs": [float(v) for v in finder.results["lr"]],
+        "smoothed": [float(v) for v in finder.results["loss"]],
+    }
+
+
 def run_tools(task_name: str, seed: int) -> dict[str, Any]:
     """Both range tests on fresh, identical modules and Trainers; wall time of each."""
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as root, _quiet():
-        module = TaskModule(task_name, seed)
-        trainer = _trainer(root, module.task.budget)
-        began = time.perf_counter()
-        finder = Tuner(trainer).lr_find(module, train_dataloaders=module.setup_.train_loader)
-        seconds = time.perf_counter() - began
-        assert finder is not None
-        out["lightning"] = {
-            "seconds": seconds,
-            "suggestion": finder.suggestion(),
-            "lrs": [float(v) for v in finder.results["lr"]],
-            "smoothed": [float(v) for v in finder.results["loss"]],
-        }
+        out["lightning"] = _lightning(task_name, seed, root, ACCUMULATE)
         # control: Lightning's Tuner on the same batches per step without accumulation
-        module = TaskModule(task_name, seed, accumulate=1)
-        trainer = _trainer(root, module.task.budget, accumulate=1)
-        began = time.perf_counter()
-        finder = Tuner(trainer).lr_find(module, train_dataloaders=module.setup_.train_loader)
-        seconds = time.perf_counter() - began
-        assert finder is not None
-        out["lightning_no_accumulation"] = {
-            "seconds": seconds,
-            "suggestion": finder.suggestion(),
-            "lrs": [float(v) for v in finder.results["lr"]],
-            "smoothed": [float(v) for v in finder.results["loss"]],
-        }
+        out["lightning_no_accumulation"] = _lightning(task_name, seed, root, 1)
         module = TaskModule(task_name, seed)
         trainer = _trainer(root, module.task.budget)
         began = time.perf_counter()

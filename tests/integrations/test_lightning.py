@@ -428,7 +428,7 @@ def test_guard_sees_the_mean_loss_of_accumulated_micro_batches(tmp_path: Path) -
     class Watch(TinyModule):
         def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
             loss = super().training_step(batch, batch_idx)
-            seen.append(float(loss))
+            seen.append(float(loss.detach()))
             return loss
 
     class Recording(Guard):
