@@ -1,9 +1,10 @@
-"""lrkit with Hugging Face: range test on a tiny GPT-2, then a Trainer on an lrkit schedule."""
+"""lrkit with Hugging Face: the range test through the Trainer's own training step, its result
+as TrainingArguments, a search bounded by it, and a live Guard."""
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
-from lrkit.integrations.transformers import GuardCallback, find_lr, trainer_optimizers
+from lrkit.integrations.transformers import GuardCallback, find_lr, hp_space, training_args
 
 
 class Counting(torch.utils.data.Dataset):
@@ -17,22 +18,26 @@ class Counting(torch.utils.data.Dataset):
         return {"input_ids": ids, "labels": ids.clone()}
 
 
-torch.manual_seed(0)
-config = GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=1, n_head=2,
-                    bos_token_id=0, eos_token_id=0)
-model = GPT2LMHeadModel(config)  # random weights from a config: nothing is downloaded
+def model_init():  # random weights from a config: nothing is downloaded
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=1,
+                                      n_head=2, bos_token_id=0, eos_token_id=0))
 
-loader = torch.utils.data.DataLoader(Counting(), batch_size=16, shuffle=True)
-result = find_lr(model, loader, num_steps=60)           # dict batches, loss from model output
-lr = result.suggest(schedule="cosine").lr or 1e-3       # None means "no clear answer"
 
-args = TrainingArguments(output_dir="hf-example", max_steps=40, per_device_train_batch_size=16,
-                         logging_steps=1, report_to=[], use_cpu=True, save_strategy="no")
-trainer = Trainer(
-    model=model, args=args, train_dataset=Counting(),
-    optimizers=trainer_optimizers(model, "warmup(4, cosine(36))", lr=lr),
-    callbacks=[GuardCallback(policy="scale_lr", lr_factor=0.5)],
-)
+common = dict(output_dir="hf-example", per_device_train_batch_size=16, bf16=True,
+              gradient_accumulation_steps=2, use_cpu=True, report_to=[], save_strategy="no")
+trainer = Trainer(model_init=model_init, args=TrainingArguments(max_steps=40, **common),
+                  train_dataset=Counting(), eval_dataset=Counting())
+result = find_lr(trainer, num_steps=60)  # the Trainer's own step: bf16, 2 micro-batches a step
+suggested = training_args(result, max_steps=40)  # learning_rate, lr_scheduler_type, warmup_steps
+
+best = trainer.hyperparameter_search(  # or search around it, within the range test's bounds
+    backend="optuna", hp_space=hp_space(result), n_trials=2, direction="minimize")
+
+args = TrainingArguments(max_steps=40, logging_steps=1, **suggested, **common)
+trainer = Trainer(model_init=model_init, args=args, train_dataset=Counting(),
+                  callbacks=[GuardCallback(policy="scale_lr", lr_factor=0.5)])
 trainer.train()
 trainer.state.save_to_json("hf-example/trainer_state.json")  # `lrkit diagnose` reads this file
-print(f"lr {lr:.2e}, final loss {trainer.state.log_history[-2]['loss']:.3f}")
+print(f"{suggested}, searched lr {best.hyperparameters['learning_rate']:.2e}, "
+      f"final loss {trainer.state.log_history[-2]['loss']:.3f}")

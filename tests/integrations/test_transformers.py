@@ -7,24 +7,27 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
 tf = pytest.importorskip("transformers", reason="the 'transformers' extra is not installed")
 pytest.importorskip("accelerate", reason="the Trainer needs accelerate ('transformers' extra)")
 
+from lrkit.finder import RangeTest, ema, ramp  # noqa: E402
 from lrkit.integrations.transformers import (  # noqa: E402
     GuardCallback,
     find_lr,
-    find_lr_for_trainer,
+    hp_space,
     trainer_optimizers,
+    training_args,
 )
 from lrkit.schedules import parse  # noqa: E402
 
 VOCAB = 48
 
 
-def _gpt2() -> torch.nn.Module:
+def _gpt2(dropout: float = 0.1) -> torch.nn.Module:
     torch.manual_seed(0)
     config = tf.GPT2Config(
         vocab_size=VOCAB,
@@ -34,6 +37,9 @@ def _gpt2() -> torch.nn.Module:
         n_head=2,
         bos_token_id=0,
         eos_token_id=0,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
     )
     return tf.GPT2LMHeadModel(config)
 
@@ -68,27 +74,188 @@ def _args(tmp_path: Path, **kwargs: Any) -> Any:
     return tf.TrainingArguments(**defaults)
 
 
-def test_find_lr_on_pretrained_model_with_dict_batches() -> None:
-    model = _gpt2()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = find_lr(model, _loader(), num_steps=30, end_lr=1.0)
-    assert len(result.losses) >= 10
-    assert float(result.losses[0]) == pytest.approx(torch.log(torch.tensor(VOCAB)).item(), rel=0.2)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+class _Recorder:
+    """A data collator that keeps every batch it builds, in order."""
+
+    def __init__(self) -> None:
+        self.batches: list[dict[str, torch.Tensor]] = []
+
+    def __call__(self, features: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        batch = tf.default_data_collator(features)
+        self.batches.append({k: v.clone() for k, v in batch.items()})
+        return batch
 
 
-def test_find_lr_for_trainer_uses_trainer_optimizer_and_restores_it(tmp_path: Path) -> None:
-    model = _gpt2()
+def _trainer(tmp_path: Path, *, args: Any = None, **kwargs: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = tf.Trainer(
-            model=model, args=_args(tmp_path, max_steps=2), train_dataset=_Tokens()
-        )
-    result = find_lr_for_trainer(trainer, num_steps=20, end_lr=1.0)
-    assert len(result.lrs) >= 10
-    assert trainer.optimizer is not None
-    assert all(g["lr"] == trainer.args.learning_rate for g in trainer.optimizer.param_groups)
-    assert not trainer.optimizer.state  # the test's Adam moments were rolled back
+        return tf.Trainer(args=args or _args(tmp_path), train_dataset=_Tokens(), **kwargs)
+
+
+def test_range_test_is_the_trainers_own_step_bf16_accumulation_clipping(tmp_path: Path) -> None:
+    """Same curve, bit for bit, as a hand-written loop over the batches the Trainer built, with
+    its optimizer, bf16 autocast, 2 micro-batches per step, clipping and model_init."""
+    recorder = _Recorder()
+    args = _args(tmp_path, bf16=True, gradient_accumulation_steps=2, max_grad_norm=0.5)
+    trainer = _trainer(tmp_path, args=args, model_init=lambda: _gpt2(0.0), data_collator=recorder)
+    model_before = trainer.model
+    weights = {k: v.clone() for k, v in model_before.state_dict().items()}
+    callbacks = list(trainer.callback_handler.callbacks)
+    result = find_lr(trainer, start_lr=1e-4, end_lr=1.0, num_steps=12, diverge_factor=None)
+    assert len(result) == 12 and result.settings["amp"] == "bf16"
+    assert result.settings["accumulation_steps"] == 2
+    assert len(recorder.batches) == 24
+
+    tf.set_seed(args.seed)  # what train() does before model_init
+    model = _gpt2(0.0)
+    decay = set(trainer.get_decay_parameter_names(model))
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if n in decay], "weight_decay": 0.0},
+        {"params": [p for n, p in model.named_parameters() if n not in decay], "weight_decay": 0.0},
+    ]
+    opt_cls, opt_kwargs = tf.Trainer.get_optimizer_cls_and_kwargs(args, model)
+    opt = opt_cls(groups, **opt_kwargs)
+    model.train()
+    losses = []
+    for step, lr in enumerate(ramp(1e-4, 1.0, 12)):
+        micro = recorder.batches[2 * step : 2 * step + 2]
+        # the Trainer normalises by the labels it counts over the step (for this config, with
+        # loss_type unset, all of them: it does not discount the causal shift)
+        items = sum((b["labels"] != -100).sum() for b in micro)
+        total = torch.zeros(())
+        for batch in micro:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(**batch, num_items_in_batch=items).loss.float()
+            loss.backward()
+            total = total + loss.detach()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        for group in opt.param_groups:
+            group["lr"] = float(lr)
+        opt.step()
+        model.zero_grad()
+        losses.append(float(total))
+    assert result.losses.tolist() == losses
+    # the trainer is as it was: its model (untouched), no optimizer, state, callbacks
+    assert trainer.model is model_before and trainer.optimizer is None
+    assert all(torch.equal(weights[k], v) for k, v in model_before.state_dict().items())
+    assert trainer.state.global_step == 0 and trainer.args is args
+    assert trainer.callback_handler.callbacks == callbacks
+
+
+def test_find_lr_restores_model_optimizer_scheduler_then_trains_as_without_it(
+    tmp_path: Path,
+) -> None:
+    runs = []
+    for test_first in (False, True):
+        model = _gpt2()
+        optimizers = trainer_optimizers(model, "warmup(2, cosine(6))", lr=2e-3)
+        args = _args(tmp_path, max_steps=6)
+        trainer = _trainer(tmp_path, args=args, model=model, optimizers=optimizers)
+        if test_first:
+            before = {k: v.clone() for k, v in model.state_dict().items()}
+            model_attrs = set(vars(model))
+            sched_state = optimizers[1].state_dict()
+            result = find_lr(trainer, start_lr=1e-5, end_lr=1.0, num_steps=10)
+            assert len(result) >= 5 and result.optimizer == "AdamW"
+            assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+            assert set(vars(model)) == model_attrs  # no autocast/forward wrapper left behind
+            assert not optimizers[0].state and optimizers[1].state_dict() == sched_state
+            assert trainer.optimizer is optimizers[0] and trainer.lr_scheduler is optimizers[1]
+        torch.manual_seed(7)  # the Trainer's sampler and dropout draw from the global RNG
+        trainer.train()
+        runs.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_an_error_inside_the_range_test_leaves_the_trainer_as_it_was(tmp_path: Path) -> None:
+    class Boom(tf.Trainer):  # type: ignore[misc]
+        calls = 0
+
+        def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
+            Boom.calls += 1
+            if Boom.calls == 4:
+                raise RuntimeError("boom")
+            return super().compute_loss(*args, **kwargs)
+
+    model = _gpt2()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model_attrs = set(vars(model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = Boom(model=model, args=_args(tmp_path), train_dataset=_Tokens())
+    args, state, callbacks = trainer.args, trainer.state, list(trainer.callback_handler.callbacks)
+    rng = torch.get_rng_state()
+    with pytest.raises(RuntimeError, match="boom"):
+        find_lr(trainer, num_steps=10)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert set(vars(model)) == model_attrs and trainer.model is model
+    assert trainer.optimizer is None and trainer.lr_scheduler is None
+    assert trainer.args is args and trainer.state is state
+    assert trainer.callback_handler.callbacks == callbacks
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def _valley() -> RangeTest:
+    lrs = np.geomspace(1e-6, 1.0, 80)
+    x = np.log10(lrs)
+    down = 2.0 - 1.5 * (x + 4) / 2.5
+    up = 0.5 + 4.5 * ((x + 1.5) / 1.5) ** 2
+    losses = np.where(x < -4, 2.0, np.where(x < -1.5, down, up)) + 0.01 * np.sin(np.arange(80))
+    return RangeTest(
+        lrs=lrs,
+        losses=losses,
+        smoothed=ema(losses, 0.0),
+        stop_reason="completed",
+        settings={"optimizer": "AdamW"},
+    )
+
+
+def test_training_args_splat_into_training_arguments(tmp_path: Path) -> None:
+    from lrkit.advice import advise
+
+    result = _valley()
+    kwargs = training_args(result, max_steps=1000)
+    assert kwargs == {
+        "learning_rate": result.suggest(schedule="cosine").lr,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": advise("adamw", "transformer", total_steps=1000).warmup_steps,
+    }
+    fine = training_args(result, max_steps=1000, fine_tuning=True)
+    assert fine["lr_scheduler_type"] == "linear"
+    assert (
+        fine["warmup_steps"]
+        == advise("adamw", "transformer", fine_tuning=True, total_steps=1000).warmup_steps
+    )
+    constant = training_args(result, max_steps=1000, lr_scheduler_type="constant_with_warmup")
+    assert constant["learning_rate"] == result.suggest(schedule="constant").lr
+    args = tf.TrainingArguments(output_dir=str(tmp_path), max_steps=1000, **kwargs)
+    assert args.learning_rate == kwargs["learning_rate"]
+    flat = RangeTest(
+        lrs=result.lrs, losses=np.ones(80), smoothed=np.ones(80), stop_reason="completed"
+    )
+    with pytest.raises(ValueError, match="no learning rate"):
+        training_args(flat, max_steps=1000)
+    with pytest.raises(ValueError, match="lr_scheduler_type"):
+        training_args(result, max_steps=1000, lr_scheduler_type="polynomial")
+
+
+def test_hp_space_bounds_hyperparameter_search(tmp_path: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+    result = _valley()
+    low, high = result.suggest_range(schedule="cosine") or (0.0, 0.0)
+    args = _args(tmp_path, max_steps=2, eval_strategy="no")
+    trainer = _trainer(tmp_path, args=args, model_init=lambda: _gpt2(0.0))
+    trainer.eval_dataset = _Tokens()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    best = trainer.hyperparameter_search(
+        backend="optuna", hp_space=hp_space(result), n_trials=2, direction="minimize"
+    )
+    assert low <= best.hyperparameters["learning_rate"] <= high
+    flat = RangeTest(
+        lrs=result.lrs, losses=np.ones(80), smoothed=np.ones(80), stop_reason="completed"
+    )
+    with pytest.raises(ValueError, match="range"):
+        hp_space(flat)
 
 
 def test_trainer_runs_an_lrkit_schedule_and_logs_guard_events(tmp_path: Path) -> None:

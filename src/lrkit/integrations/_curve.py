@@ -1,0 +1,134 @@
+"""The range test's curve, fed one optimizer step at a time by a framework's own training loop.
+
+Inside Lightning's or Hugging Face's Trainer the Trainer owns the loop; lrkit only sets the
+learning rate before each optimizer step and hears the loss after it. :class:`RampCurve` holds
+what lrkit's own :func:`lrkit.find_lr` computes around its loop: the ramp
+(:func:`lrkit.finder.ramp`), the bias-corrected smoothing (:func:`lrkit.finder.ema`) and the
+stop rule (smoothed loss above ``best + (diverge_factor - 1) * |best|``, or any non-finite
+loss); it builds the same :class:`~lrkit.finder.RangeTest`. The same losses therefore give
+the same curve, stop and suggestion whichever loop produced them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from lrkit._validate import check_choice, check_int, check_real, fail
+from lrkit.finder import RangeTest, ema, ramp
+
+__all__ = ["RampCurve"]
+
+
+class RampCurve:
+    """The ramp of learning rates and the curve recorded along it.
+
+    Example:
+        >>> curve = RampCurve(start_lr=1e-3, end_lr=1.0, num_steps=10, smoothing=0.0)
+        >>> curve.lr(0), curve.add(2.0), curve.add(1.0), curve.add(9.0)
+        (0.001, False, False, True)
+        >>> curve.result().stop_reason
+        'diverged'
+    """
+
+    def __init__(
+        self,
+        *,
+        start_lr: float = 1e-7,
+        end_lr: float = 10.0,
+        num_steps: int = 100,
+        mode: str = "exp",
+        smoothing: float = 0.98,
+        diverge_factor: float | None = 4.0,
+    ) -> None:
+        start = check_real("start_lr", start_lr, minimum=0.0, min_inclusive=False)
+        end = check_real("end_lr", end_lr)
+        if end <= start:
+            fail("end_lr", end_lr, f"a number > start_lr={start:g}")
+        self.num_steps = check_int("num_steps", num_steps, minimum=10)
+        self.mode = check_choice("mode", mode, ("exp", "linear"))
+        self.smoothing = check_real(
+            "smoothing", smoothing, minimum=0.0, maximum=1.0, max_inclusive=False
+        )
+        self.diverge_factor: float | None = None
+        if diverge_factor is not None:
+            self.diverge_factor = check_real(
+                "diverge_factor", diverge_factor, minimum=1.0, min_inclusive=False
+            )
+        self.start_lr, self.end_lr = start, end
+        self.lrs = ramp(start, end, self.num_steps, self.mode)
+        self.losses: list[float] = []
+        self.smoothed: list[float] = []
+        self.stop_reason: str | None = None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The ramp's settings, as :attr:`lrkit.finder.RangeTest.settings` names them."""
+        return {
+            "start_lr": self.start_lr,
+            "end_lr": self.end_lr,
+            "num_steps": self.num_steps,
+            "mode": self.mode,
+            "smoothing": self.smoothing,
+            "diverge_factor": self.diverge_factor,
+        }
+
+    @property
+    def step(self) -> int:
+        """The next step to record (from 0)."""
+        return len(self.losses)
+
+    @property
+    def finished(self) -> bool:
+        """True once the test stopped or recorded every step."""
+        return self.stop_reason is not None
+
+    def lr(self, step: int) -> float:
+        """The reference group's learning rate at ``step`` (the last one past the end)."""
+        return float(self.lrs[min(step, self.num_steps - 1)])
+
+    def add(self, loss: float) -> bool:
+        """Record the loss of the next step; return True when the test must stop there."""
+        if self.finished:
+            raise RuntimeError("the range test already stopped; no more losses can be added")
+        self.losses.append(float(loss))
+        if not math.isfinite(loss):
+            self.smoothed.append(float(loss))
+            self.stop_reason = "non-finite"
+            return True
+        smoothed = float(ema(self.losses, self.smoothing)[-1])
+        best = min(self.smoothed, default=math.inf)
+        self.smoothed.append(smoothed)
+        if not math.isfinite(smoothed):
+            self.stop_reason = "non-finite"
+        elif (
+            self.diverge_factor is not None
+            and len(self.losses) > 1
+            and smoothed > best + (self.diverge_factor - 1.0) * abs(best)
+        ):
+            self.stop_reason = "diverged"
+        elif len(self.losses) == self.num_steps:
+            self.stop_reason = "completed"
+        return self.stop_reason is not None
+
+    def result(
+        self,
+        *,
+        group_ratios: tuple[float, ...] = (1.0,),
+        settings: dict[str, Any] | None = None,
+        seconds: float = float("nan"),
+    ) -> RangeTest:
+        """The :class:`~lrkit.finder.RangeTest` of what was recorded so far."""
+        n = len(self.losses)
+        return RangeTest(
+            lrs=self.lrs[:n].copy(),
+            losses=np.asarray(self.losses, dtype=np.float64),
+            smoothed=np.asarray(self.smoothed, dtype=np.float64),
+            stop_reason=self.stop_reason or "completed",
+            steps=np.arange(n, dtype=np.int64),
+            group_ratios=group_ratios,
+            settings={**self.settings, **(settings or {})},
+            seconds=seconds,
+        )
