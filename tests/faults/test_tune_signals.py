@@ -129,7 +129,7 @@ def test_main_process_killed_leaves_no_process_and_a_resumable_study(
         # the moment the process ends (not when its output pipes close: a surviving worker
         # holds them), whatever it started must end too
         proc.wait(timeout=60)
-        survivors = family.survivors(timeout=2)
+        survivors = family.survivors(timeout=10)
         _, err = proc.communicate(timeout=60)
     finally:
         family.kill()
