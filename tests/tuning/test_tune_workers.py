@@ -262,3 +262,27 @@ def test_a_worker_trains_with_its_thread_count_and_restores_it() -> None:
     values = [t.value for t in optuna.load_study(study_name="threads", storage=storage).trials]
     assert values == [1.0, 1.0]
     assert after == 2
+
+
+def test_a_signal_inside_optunas_bookkeeping_still_ends_tune_as_the_signal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM landing in Optuna's end-of-trial ``finally`` surfaces as an UnboundLocalError
+    there; tune must still end with the signal (Terminated), not that error."""
+    from lrkit.tuning import _worker
+    from lrkit.tuning._workers import Terminated
+
+    def interrupted_bookkeeping(*args: object, **kwargs: object) -> None:
+        try:
+            raise Terminated(15)
+        finally:
+            raise UnboundLocalError("cannot access local variable 'updated_state'")
+
+    monkeypatch.setattr(_worker, "_trial_loop", interrupted_bookkeeping)
+    with pytest.raises(Terminated):
+        tune(
+            lambda params, report: params["lr"],
+            space={"lr": ("log", 1e-4, 1e-1)},
+            n_trials=2,
+            seed=0,
+        )

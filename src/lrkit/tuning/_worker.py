@@ -37,20 +37,39 @@ def run_worker(
     with torch_threads(config.threads):
         try:
             _trial_loop(config, study, storage, callback)
-        except KeyboardInterrupt:
-            # Ctrl-C or SIGTERM: the trial this process ran is queued again for the next run
-            try:
-                requeue_interrupted(study, storage, config.storage)
-            except Exception as exc:  # noqa: BLE001 - the rerun's recovery catches it instead
-                logger.debug("could not queue the interrupted trial again: %s", exc)
-            raise
-        except StorageFailed as exc:
-            raise exc.error from None
-        except Exception as exc:
+        except BaseException as exc:
+            interrupt = _interrupt(exc)
+            if interrupt is not None:
+                # Ctrl-C or SIGTERM: the trial this process ran is queued again for the next
+                # run. A signal that lands inside Optuna's end-of-trial bookkeeping can surface
+                # as another error (an UnboundLocalError in its ``finally``); the signal wins.
+                try:
+                    requeue_interrupted(study, storage, config.storage)
+                except Exception as error:  # noqa: BLE001 - the rerun's recovery catches it
+                    logger.debug("could not queue the interrupted trial again: %s", error)
+                if interrupt is exc:
+                    raise
+                raise interrupt from None
+            if isinstance(exc, StorageFailed):
+                raise exc.error from None
+            if not isinstance(exc, Exception):
+                raise
             failure = _storage_failure(exc, config.storage)
             if failure is None:
                 raise
             raise failure from None
+
+
+def _interrupt(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C / SIGTERM (a ``KeyboardInterrupt``) behind ``exc``, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _storage_failure(exc: BaseException, spec: StorageSpec) -> StorageError | None:
