@@ -33,6 +33,7 @@ from lrkit._threads import torch_threads
 from lrkit._validate import check_int, fail
 from lrkit.advise import Advice, advise, fmt_lr
 from lrkit.advise._advice import normalize_architecture, normalize_optimizer
+from lrkit.finder._rules import schedule_family as finder_schedule
 
 __all__ = [
     "AutoResult",
@@ -576,38 +577,6 @@ def _stage_callback(progress: Progress, stage: str, total: int) -> Callable[...,
         progress(stage, min(int(done), total), total)
 
     return callback
-
-
-def finder_schedule(spec: str, total_steps: int | None = None) -> str:
-    """The schedule family whose suggestion rule fits ``spec`` (``"constant"`` or ``"cosine"``).
-
-    The range test's rules know a constant learning rate and a decay to (near) zero. The family
-    of a schedule is its own kind when the rules know it; otherwise a schedule that ends at 10%
-    of its peak or less over ``total_steps`` is a decay (cosine, linear, one-cycle, step decay,
-    ...), and one that does not (reduce-on-plateau before any cut, inverse square root, or no
-    budget given) is constant. A warmup in front does not change the family.
-
-    Example:
-        >>> finder_schedule("warmup(50, cosine(950))", 1000)
-        'cosine'
-        >>> finder_schedule("onecycle(300)", 300), finder_schedule("plateau()", 300)
-        ('cosine', 'constant')
-    """
-    from lrkit.finder._rules import SCHEDULES
-    from lrkit.schedules import Warmup, parse
-
-    schedule = parse(spec)
-    inner = schedule
-    while isinstance(inner, Warmup):
-        inner = inner.schedule
-    if inner.kind in SCHEDULES:
-        return inner.kind
-    if total_steps is None or total_steps < 2:
-        return "constant"
-    values = schedule.values(total_steps)
-    peak = float(values.max())
-    decays = peak > 0 and float(values[-1]) <= 0.1 * peak
-    return "cosine" if decays and "cosine" in SCHEDULES else "constant"
 
 
 def _suggest(range_test: Any, family: str) -> tuple[float | None, str | None]:
