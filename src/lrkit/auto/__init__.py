@@ -1,4 +1,4 @@
-"""The main job: advise -> range test -> schedule -> guarded check run -> diagnosis -> report.
+"""The main job: advise -> range test -> race -> guarded check runs -> diagnosis -> report.
 
 Example:
     >>> from lrkit.auto import auto
@@ -6,7 +6,8 @@ Example:
     >>> result.lr, result.schedule, result.diagnosis.verdict  # doctest: +SKIP
 """
 
-from lrkit.auto._pipeline import AutoResult, auto, code_snippet, infer_architecture, infer_optimizer
+from lrkit.auto._infer import infer_architecture, infer_optimizer
+from lrkit.auto._pipeline import MAX_ATTEMPTS, auto
 from lrkit.auto._report import (
     Card,
     Figure,
@@ -16,8 +17,12 @@ from lrkit.auto._report import (
     render_markdown,
     write_report,
 )
+from lrkit.auto._result import Attempt, AutoResult
+from lrkit.auto._snippet import code_snippet
 
 __all__ = [
+    "MAX_ATTEMPTS",
+    "Attempt",
     "AutoResult",
     "Card",
     "Figure",

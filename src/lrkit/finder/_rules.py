@@ -454,7 +454,7 @@ def suggest(
         >>> lrs = np.geomspace(1e-5, 1, 60)
         >>> loss = 2 - np.tanh(3 * (np.log10(lrs) + 3)) + 5 * np.maximum(np.log10(lrs) + 1, 0) ** 2
         >>> s = suggest(lrs, loss, loss)
-        >>> 3e-4 < s.lr < 3e-3
+        >>> 3e-3 < s.lr < 3e-2
         True
     """
     check_choice("method", method, METHODS)

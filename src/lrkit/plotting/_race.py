@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from lrkit.race._result import RaceResult
 
-__all__ = ["plot_race"]
+__all__ = ["plot_race", "plot_race_range"]
 
 
 def plot_race(result: RaceResult, *, ax: Axes | None = None) -> Axes:
@@ -91,8 +91,12 @@ def plot_race(result: RaceResult, *, ax: Axes | None = None) -> Axes:
                 )
     if finite:
         low, high = min(finite), max(finite)
-        pad = 0.05 * (high - low) if high > low else 0.05 * max(abs(high), 1.0)
-        ax.set_ylim(low - pad, high + pad)
+        if low > 0 and high / low > 10:  # the bad candidates would flatten the good ones
+            ax.set_yscale("log")
+            ax.set_ylim(low / 1.2, high * 1.2)
+        else:
+            pad = 0.05 * (high - low) if high > low else 0.05 * max(abs(high), 1.0)
+            ax.set_ylim(low - pad, high + pad)
     top = ax.get_ylim()[1]
     for steps, kind in diverged:
         ax.scatter(
@@ -114,6 +118,42 @@ def plot_race(result: RaceResult, *, ax: Axes | None = None) -> Axes:
     ax.grid(True, alpha=0.25)
     ax.legend(title="learning rate", fontsize="small", title_fontsize="small", loc="best")
     return ax
+
+
+def plot_race_range(result: RaceResult, *, ax: Axes | None = None) -> Axes:
+    """Draw the range test the race started from, the interval it raced over (shaded) and each
+    candidate (a vertical line in its race colour; the winner thick); return the Axes."""
+    from lrkit.race._result import RaceResult
+
+    if not isinstance(result, RaceResult) or result.range_test is None:
+        fail("result", type(result).__name__, "a RaceResult with its range test")
+    ax = result.range_test.plot(ax=ax, schedule=_family(result))
+    assert ax is not None
+    plt = require("matplotlib.pyplot", "plot")
+    if result.interval is not None:
+        ax.axvspan(result.interval.low, result.interval.high, color="tab:gray", alpha=0.12,
+                   label="raced interval")  # fmt: skip
+    if result.candidates:
+        logs = np.log10([c.lr for c in result.candidates])
+        span = float(logs.max() - logs.min()) or 1.0
+        cmap = plt.get_cmap("viridis")
+        for c, x in zip(result.candidates, logs, strict=True):
+            ax.axvline(
+                c.lr,
+                color=cmap(0.9 * (x - logs.min()) / span),
+                lw=2.4 if c.winner else 0.9,
+                ls="-" if c.winner else ":",
+            )
+    ax.set_title("")
+    ax.set_title("Range test: the raced interval and candidates", fontsize=11, loc="left")
+    ax.legend(loc="best", fontsize="x-small")
+    return ax
+
+
+def _family(result: RaceResult) -> str:
+    from lrkit.finder._rules import schedule_family
+
+    return schedule_family(result.schedule, result.total_steps)
 
 
 def _short(validation: str) -> str:

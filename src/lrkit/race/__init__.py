@@ -25,7 +25,7 @@ from lrkit.race._plan import (
     plan_rungs,
     plausible_interval,
 )
-from lrkit.race._race import DEFAULT_BUDGET, RANGE_STEPS, quick_answer, run_race
+from lrkit.race._race import DEFAULT_BUDGET, RANGE_STEPS, check_budget, quick_answer, run_race
 from lrkit.race._result import RaceCandidate, RaceResult, RungTrial
 from lrkit.race._schedule import compress, resolve_schedule
 from lrkit.race._trial import RaceObjective
@@ -46,6 +46,7 @@ __all__ = [
     "RaceResult",
     "Rung",
     "RungTrial",
+    "check_budget",
     "compress",
     "lattice",
     "plan_rungs",

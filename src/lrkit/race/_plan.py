@@ -202,8 +202,8 @@ def plan_rungs(
     Example:
         >>> [r.to_dict() for r in plan_rungs(9, 1800, 300)]
         [{'count': 9, 'steps': 100}, {'count': 3, 'steps': 300}]
-        >>> [r.to_dict() for r in plan_rungs(9, 180, 300)]
-        [{'count': 5, 'steps': 16}, {'count': 2, 'steps': 50}]
+        >>> [r.to_dict() for r in plan_rungs(9, 120, 300)]  # too short for 9: 6 run
+        [{'count': 6, 'steps': 10}, {'count': 2, 'steps': 30}]
     """
     n_candidates = check_int("n_candidates", n_candidates, minimum=1)
     race_steps = check_int("race_steps", race_steps, minimum=0)

@@ -46,7 +46,14 @@ from lrkit.race._result import RaceCandidate, RaceResult, RungTrial
 from lrkit.race._schedule import resolve_schedule
 from lrkit.race._trial import EVALUATIONS, RaceObjective, SetupSource, TaskSource
 
-__all__ = ["DEFAULT_BUDGET", "RANGE_STEPS", "Progress", "quick_answer", "run_race"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "RANGE_STEPS",
+    "Progress",
+    "check_budget",
+    "quick_answer",
+    "run_race",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +219,27 @@ def _range_steps(budget: float, total_steps: int, given: int | None) -> int:
         return RANGE_STEPS
     share = round(RANGE_SHARE * budget * total_steps)
     return max(MIN_RANGE_STEPS, min(RANGE_STEPS, share))
+
+
+def check_budget(budget: float, total_steps: int, range_steps: int) -> None:
+    """Raise ValueError, saying the smallest budget that works, when ``budget`` runs of
+    ``total_steps`` steps cannot hold a ``range_steps``-step range test and the smallest race.
+
+    Example:
+        >>> check_budget(1.5, 100, 100)
+        >>> check_budget(1.0, 100, 100)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: budget=1 is too small: ... use budget >= 1.3, or budget=0 for the range ...
+    """
+    smallest = range_steps + min_race_steps(total_steps)
+    if budget * total_steps < smallest:
+        raise ValueError(
+            f"budget={budget:g} is too small: {budget:g} x {total_steps} steps = "
+            f"{budget * total_steps:.0f} steps, but the range test takes {range_steps} and the "
+            f"smallest race {smallest - range_steps} more; use budget >= "
+            f"{math.ceil(100 * smallest / total_steps) / 100:g}, or budget=0 for the range test "
+            "alone"
+        )
 
 
 def _test_steps(test: Any) -> int:
@@ -474,15 +502,8 @@ def run_race(
     family = schedule_family(full, T)
     test_steps = _range_steps(budget, T, range_steps)
     if budget > 0:
-        planned_test = _test_steps(given_test) if given_test is not None else test_steps
-        smallest = planned_test + min_race_steps(T)
-        if budget * T < smallest:
-            raise ValueError(
-                f"budget={budget:g} is too small: {budget:g} x {T} steps = "
-                f"{budget * T:.0f} steps, but the range test takes {planned_test} and the "
-                f"smallest race {smallest - planned_test} more; use budget >= "
-                f"{math.ceil(100 * smallest / T) / 100:g}, or budget=0 for the range test alone"
-            )
+        planned = _test_steps(given_test) if given_test is not None else test_steps
+        check_budget(budget, T, planned)
     loaders = [getattr(tgt.source, "train_loader", None), getattr(tgt.source, "val_loader", None)]
     if isinstance(tgt.source, SetupSource):
         loaders += [tgt.setup.train_loader, tgt.setup.val_loader]
