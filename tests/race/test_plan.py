@@ -19,6 +19,7 @@ from lrkit.race import (
     plan_rungs,
     plausible_interval,
     resolve_schedule,
+    rung_schedule,
 )
 from lrkit.race._plan import min_race_steps, thin
 from lrkit.schedules import parse
@@ -79,6 +80,16 @@ def test_compress_scales_every_length_and_per_step_factor() -> None:
     assert short(29) == pytest.approx(full(290), rel=1e-3)
     assert str(compress(parse("multistep([100, 101, 200])"), 300, 30)) == "multistep([10, 11, 20])"
     assert compress(full, 300, 300) is full
+
+
+def test_a_rung_plays_the_schedule_as_the_mode_says() -> None:
+    full = parse("warmup(30, cosine(270))")
+    assert str(rung_schedule(full, 300, 30, "warmup")) == "warmup(3, cosine(270))"
+    assert str(rung_schedule(full, 300, 30, "all")) == "warmup(3, cosine(27))"
+    assert rung_schedule(full, 300, 30, "none") is full
+    assert rung_schedule(full, 300, 300, "all") is full  # a full-length rung is the run
+    cosine = parse("cosine(300)")
+    assert rung_schedule(cosine, 300, 30, "warmup") is cosine  # no warmup: the run's start
 
 
 def test_lattice_points_and_widening() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,8 @@ def test_a_torch_dataloader_is_split_by_samples(setup: dict[str, Any]) -> None:
         ({"workers": 2}, "workers must be 1 for a Setup"),
         ({"schedule": "cosinus"}, "unknown"),
         ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"compress": True}, "compress must be one of 'warmup', 'all', 'none'"),
+        ({"tolerance": -0.1}, "tolerance must be a number >= 0"),
         ({"study_name": " "}, "study_name must be a non-empty string"),
         ({"range_test": "x"}, "range_test must be None or a RangeTest"),
     ],
@@ -208,3 +211,46 @@ def test_the_progress_callback_sees_both_stages(setup: dict[str, Any]) -> None:
     race = seen["race"]
     assert race[0][0] == 0 and race[-1][0] == race[-1][1] == sum(r.cost for r in result.rungs)
     assert all(b[0] >= a[0] for a, b in zip(race, race[1:], strict=False))
+
+
+def _scripted(monkeypatch: pytest.MonkeyPatch, score: Any) -> list[tuple[float, int]]:
+    """Every trial returns ``score(lr)`` without training; returns the (lr, steps) it saw."""
+    from lrkit.race import _trial
+
+    seen: list[tuple[float, int]] = []
+
+    def train_candidate(setup: Any, *, lr: float, steps: int, **kwargs: Any) -> Any:
+        seen.append((lr, steps))
+        value = score(lr)
+        return _trial.TrialOutcome(steps, [steps], [value], value, None)
+
+    monkeypatch.setattr(_trial, "train_candidate", train_candidate)
+    return seen
+
+
+def test_halving_keeps_exactly_the_best_third_and_the_best_wins(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _scripted(monkeypatch, lambda lr: 1.0 + (math.log10(lr) + 2.2) ** 2)
+    result = run_race(setup, total_steps=300, budget=3)
+    lrs = sorted(c.lr for c in result.candidates)
+    rung0 = [lr for lr, steps in seen if steps == result.rungs[0].steps]
+    assert sorted(rung0) == lrs
+    expected = sorted(lrs, key=lambda lr: abs(math.log10(lr) + 2.2))[: result.rungs[1].count]
+    assert sorted(c.lr for c in result.candidates if len(c.trials) == 2) == sorted(expected)
+    assert result.lr == min(lrs, key=lambda lr: abs(math.log10(lr) + 2.2))
+    assert result.spent_steps == len(result.range_test.train_losses) + sum(
+        steps for _, steps in seen
+    )
+
+
+def test_a_tolerance_prefers_the_lowest_lr_close_to_the_best(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _scripted(monkeypatch, lambda lr: 1.0 + 0.01 * (math.log10(lr) + 1.9) ** 2)
+    exact = run_race(setup, total_steps=300, budget=3)
+    loose = run_race(setup, total_steps=300, budget=3, tolerance=0.5)
+    finals = [c.lr for c in loose.candidates if len(c.trials) == len(loose.rungs)]
+    assert exact.lr == min(finals, key=lambda lr: abs(math.log10(lr) + 1.9))
+    assert loose.lr == min(finals) and loose.lr < exact.lr  # type: ignore[operator]
+    assert "the lowest lr within 50% of the best" in loose.reason

@@ -146,7 +146,7 @@ def _race_sections(result: AutoResult) -> list[Section]:
         f"Candidates: {race.interval.reason if race.interval else 'none'}; "
         f"{len(race.candidates)} points of a log lattice (3 a decade). Successive halving: "
         f"{rungs}; the best third of each rung goes on. Every trial trains a fresh copy with "
-        f"the schedule replayed over its rung ({'compressed' if race.compress else 'prefix'}), "
+        f"the schedule as the run starts it (compress={race.compress!r}), "
         "watched by a Guard, and is scored on validation loss "
         f"({race.validation}).",
         f"{race.reason}. The range test alone would have said {fmt_lr(race.quick_lr)}."

@@ -27,10 +27,11 @@ from lrkit.race._plan import (
 )
 from lrkit.race._race import DEFAULT_BUDGET, RANGE_STEPS, check_budget, quick_answer, run_race
 from lrkit.race._result import RaceCandidate, RaceResult, RungTrial
-from lrkit.race._schedule import compress, resolve_schedule
+from lrkit.race._schedule import COMPRESS_MODES, compress, resolve_schedule, rung_schedule
 from lrkit.race._trial import RaceObjective
 
 __all__ = [
+    "COMPRESS_MODES",
     "DEFAULT_BUDGET",
     "ETA",
     "FINAL",
@@ -53,5 +54,6 @@ __all__ = [
     "plausible_interval",
     "quick_answer",
     "resolve_schedule",
+    "rung_schedule",
     "run_race",
 ]

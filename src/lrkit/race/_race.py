@@ -31,7 +31,7 @@ from typing import Any
 from lrkit._optional import require
 from lrkit._setup import Setup, as_setup
 from lrkit._threads import torch_threads
-from lrkit._validate import check_int, check_real, fail
+from lrkit._validate import check_choice, check_int, check_real, fail
 from lrkit.race._plan import (
     PER_DECADE,
     Interval,
@@ -43,7 +43,7 @@ from lrkit.race._plan import (
     thin,
 )
 from lrkit.race._result import RaceCandidate, RaceResult, RungTrial
-from lrkit.race._schedule import resolve_schedule
+from lrkit.race._schedule import COMPRESS_MODES, resolve_schedule
 from lrkit.race._trial import EVALUATIONS, RaceObjective, SetupSource, TaskSource
 
 __all__ = [
@@ -67,6 +67,12 @@ RANGE_SHARE = 0.25
 #: ... but never fewer than this (30-step curves put the interval decades off on 2 of the 12
 #: design tasks; 50 steps did not)
 MIN_RANGE_STEPS = 50
+#: how a rung plays the schedule: on the design tasks, replaying a whole cosine decay over
+#: each rung ("all") sometimes let an lr through that diverged over the full run; the first
+#: steps of the schedule ("none") did not, and matched or beat it from budget 3 on
+COMPRESS = "warmup"
+#: the winner is the lowest lr within this share of the best last-rung validation loss
+TOLERANCE = 0.0
 #: torch threads for a built-in task (tiny models: one thread beats two on a busy machine)
 _TASK_THREADS = 1
 _PLAN_KEY = "lrkit_race_plan"
@@ -429,7 +435,8 @@ def run_race(
     range_test: Any = None,
     progress: Progress | None = None,
     range_steps: int | None = None,
-    compress: bool = True,
+    compress: str = COMPRESS,
+    tolerance: float = TOLERANCE,
     per_decade: int = PER_DECADE,
     evaluations: int = EVALUATIONS,
 ) -> RaceResult:
@@ -465,8 +472,12 @@ def run_race(
         progress: ``progress(stage, done, total)`` with stage "range test" or "race", in steps.
         range_steps: steps of the range test (default: 100, at most a quarter of the budget,
             at least 30).
-        compress: replay the whole schedule over each rung's length (False: each rung runs
-            the first steps of the full schedule).
+        compress: how a rung shorter than your run plays your schedule: ``"warmup"`` (the
+            warmup scaled to the rung, then the schedule as your run starts it), ``"all"``
+            (the whole schedule replayed over the rung) or ``"none"`` (its first steps).
+        tolerance: the winner is the lowest lr whose last-rung validation loss is within this
+            share of the best one (a higher lr that is not clearly better is the riskier one
+            over a full run).
         per_decade: lattice points per decade of learning rate.
         evaluations: validation measurements per trial.
 
@@ -484,8 +495,8 @@ def run_race(
     workers = check_int("workers", workers, minimum=1)
     per_decade = check_int("per_decade", per_decade, minimum=1)
     evaluations = check_int("evaluations", evaluations, minimum=1)
-    if not isinstance(compress, bool):
-        fail("compress", compress, "True or False")
+    compress = check_choice("compress", compress, COMPRESS_MODES)
+    tolerance = check_real("tolerance", tolerance, minimum=0.0)
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
         fail("study_name", study_name, "a non-empty string")
     if progress is not None and not callable(progress):
@@ -518,12 +529,13 @@ def run_race(
                 "seed": seed,
                 "per_decade": per_decade,
                 "compress": compress,
+                "tolerance": tolerance,
                 "range_steps": test_steps,
             }
             name = study_name.strip() if study_name else _default_study_name(tgt.name, settings)
             result = _race(
                 tgt, spec, family, budget, seed, given_test, test_steps, progress, workers,
-                storage, name, settings, compress, per_decade, evaluations,
+                storage, name, settings, compress, tolerance, per_decade, evaluations,
             )  # fmt: skip
     result.notes = [*tgt.notes, *result.notes]
     result.validation = tgt.validation
@@ -590,7 +602,8 @@ def _race(
     storage: object,
     name: str,
     settings: dict[str, Any],
-    compress: bool,
+    compress: str,
+    tolerance: float,
     per_decade: int,
     evaluations: int,
 ) -> RaceResult:
@@ -687,7 +700,7 @@ def _race(
             stage_steps[f"rung {r}"] = _spent(study) - before
             last_run = r
         trials = _race_trials(study)
-        winner, reason = _choose(trials, rungs, lrs, last_run)
+        winner, reason = _choose(trials, rungs, lrs, last_run, tolerance)
         spent = spent_test + _spent(study)
         return RaceResult(
             lr=winner,
@@ -715,23 +728,38 @@ def _race(
 
 
 def _choose(
-    trials: dict[tuple[int, float], Any], rungs: list[Rung], lrs: list[float], last: int
+    trials: dict[tuple[int, float], Any],
+    rungs: list[Rung],
+    lrs: list[float],
+    last: int,
+    tolerance: float,
 ) -> tuple[float | None, str]:
-    """The best finite score on the highest rung that has one, and the reason."""
+    """On the highest rung with a finite score: the lowest lr whose score is within
+    ``tolerance`` (relative) of the best one, and the reason."""
     for r in range(last, -1, -1):
         scored = sorted((_value(trials.get((r, lr))), lr) for lr in lrs if (r, lr) in trials)
         finite = [(v, lr) for v, lr in scored if math.isfinite(v)]
         if not finite:
             continue
-        value, lr = finite[0]
+        best, best_lr = finite[0]
+        close = [lr for v, lr in finite if v <= best + tolerance * abs(best)]
+        lr = min(close)
+        value = next(v for v, x in finite if x == lr)
         where = "the last rung" if r == len(rungs) - 1 else f"rung {r} (the last one that ran)"
-        runner = (
-            f"; next best {finite[1][0]:.4g} at lr {finite[1][1]:.3g}" if len(finite) > 1 else ""
-        )
-        return lr, (
-            f"won the race: validation loss {value:.4g} after {rungs[r].steps} steps, the best "
-            f"of {len(scored)} on {where} (of {len(lrs)} candidates){runner}"
-        )
+        if lr != best_lr:
+            how = (
+                f"the lowest lr within {100 * tolerance:g}% of the best validation loss "
+                f"({best:.4g} at lr {best_lr:.3g}; a higher lr that is no clearly better is the "
+                f"riskier one over a full run): {value:.4g} after {rungs[r].steps} steps"
+            )
+        else:
+            runner = (
+                f"; next best {finite[1][0]:.4g} at lr {finite[1][1]:.3g}"
+                if len(finite) > 1
+                else ""
+            )
+            how = f"validation loss {value:.4g} after {rungs[r].steps} steps, the best{runner}"
+        return lr, (f"won the race: {how}, of {len(scored)} on {where} (of {len(lrs)} candidates)")
     reasons = [
         str(t.user_attrs.get("lrkit_reason"))
         for t in trials.values()

@@ -110,7 +110,8 @@ class RaceResult:
         rungs: the successive-halving plan (candidates and steps per rung).
         candidates: every candidate, lowest lr first.
         validation: what the candidates were scored on (the val_loader, or held-back data).
-        compress: whether each rung replayed the whole schedule over its length.
+        compress: how a rung played the schedule: "warmup" (the warmup scaled to the rung,
+            then the schedule as the run starts), "all" (replayed over the rung), "none".
         stage_steps: the optimizer steps of each stage ("range test", "rung 0", ...).
         study_name, storage: the Optuna study holding the trials (password masked).
         seconds: wall time.
@@ -130,7 +131,7 @@ class RaceResult:
     rungs: list[Rung] = field(default_factory=list)
     candidates: list[RaceCandidate] = field(default_factory=list)
     validation: str = "val_loader"
-    compress: bool = True
+    compress: str = "warmup"
     stage_steps: dict[str, int] = field(default_factory=dict)
     study_name: str | None = None
     storage: str | None = None

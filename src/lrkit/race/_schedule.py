@@ -20,7 +20,12 @@ from lrkit._validate import check_int, fail
 from lrkit.schedules import Schedule, parse
 from lrkit.schedules._spec import SpecError
 
-__all__ = ["compress", "resolve_schedule"]
+__all__ = ["COMPRESS_MODES", "compress", "resolve_schedule", "rung_schedule"]
+
+#: how a rung shorter than the run plays the schedule: "warmup" (the warmup scaled to the
+#: rung, then the run's schedule as it starts), "all" (the whole schedule replayed over the
+#: rung) or "none" (the first steps of the run's schedule as they are)
+COMPRESS_MODES = ("warmup", "all", "none")
 
 #: a placeholder for a missing decay length (any value a user would never write)
 _MISSING = 987_654_321
@@ -124,6 +129,26 @@ def compress(schedule: Schedule, total_steps: int, steps: int) -> Schedule:
     if steps == total_steps:
         return schedule
     return _compress(schedule, total_steps / steps)
+
+
+def rung_schedule(schedule: Schedule, total_steps: int, steps: int, mode: str) -> Schedule:
+    """The schedule a ``steps``-step rung trains with (see :data:`COMPRESS_MODES`).
+
+    Example:
+        >>> from lrkit.schedules import parse
+        >>> full = parse("warmup(30, cosine(270))")
+        >>> [str(rung_schedule(full, 300, 30, m)) for m in ("warmup", "all", "none")]
+        ['warmup(3, cosine(270))', 'warmup(3, cosine(27))', 'warmup(30, cosine(270))']
+    """
+    if mode == "none" or steps >= total_steps:
+        return schedule
+    if mode == "all":
+        return compress(schedule, total_steps, steps)
+    factor = total_steps / steps
+    if schedule.kind != "warmup":
+        return schedule
+    w = schedule.steps  # type: ignore[attr-defined]
+    return dataclasses.replace(schedule, steps=_scaled(w, factor))  # type: ignore[type-var]
 
 
 def _compress(schedule: Schedule, factor: float) -> Schedule:

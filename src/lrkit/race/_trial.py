@@ -4,7 +4,7 @@
 runs for the race (one engine for ``lrkit tune`` and the race). A trial reads its candidate
 (``rung``, ``lr``, ``steps``) from the parameters the race queued, builds a fresh setup at that
 lr (a built-in task's ``setup(lr, seed)``, or a deep copy of the user's model and optimizer),
-trains it with the user's schedule (compressed to the rung's length), watched by a
+trains it with the user's schedule (its warmup scaled to the rung's length), watched by a
 :class:`~lrkit.diagnose.Guard` that stops it at the first non-finite loss or divergence, and
 returns the final validation loss. The validation curve is the trial's intermediate values;
 ``lrkit_reason`` and ``lrkit_steps`` (optimizer steps trained) are its user attributes, on
@@ -176,17 +176,16 @@ class RaceObjective:
     schedule: str
     total_steps: int
     seed: int
-    compress: bool
+    compress: str
     candidates: dict[int, list[tuple[float, int]]]
     evaluations: int = EVALUATIONS
 
     def train(self, lr: float, steps: int, counter: list[int] | None = None) -> TrialOutcome:
         """Build a fresh setup at ``lr`` and train one rung (the benchmark caches this)."""
-        from lrkit.race._schedule import compress, resolve_schedule
+        from lrkit.race._schedule import resolve_schedule, rung_schedule
 
-        schedule = resolve_schedule(self.schedule, self.total_steps)
-        if self.compress:
-            schedule = compress(schedule, self.total_steps, steps)
+        full = resolve_schedule(self.schedule, self.total_steps)
+        schedule = rung_schedule(full, self.total_steps, steps, self.compress)
         setup = self.source.build(lr, self.seed)
         return train_candidate(
             setup,
