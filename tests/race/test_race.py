@@ -247,10 +247,10 @@ def test_halving_keeps_exactly_the_best_third_and_the_best_wins(
 def test_a_tolerance_prefers_the_lowest_lr_close_to_the_best(
     setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _scripted(monkeypatch, lambda lr: 1.0 + 0.01 * (math.log10(lr) + 1.9) ** 2)
+    _scripted(monkeypatch, lambda lr: 1.0 + 0.01 * (math.log10(lr) + 1.75) ** 2)
     exact = run_race(setup, total_steps=300, budget=3)
     loose = run_race(setup, total_steps=300, budget=3, tolerance=0.5)
     finals = [c.lr for c in loose.candidates if len(c.trials) == len(loose.rungs)]
-    assert exact.lr == min(finals, key=lambda lr: abs(math.log10(lr) + 1.9))
+    assert exact.lr == min(finals, key=lambda lr: abs(math.log10(lr) + 1.75))
     assert loose.lr == min(finals) and loose.lr < exact.lr  # type: ignore[operator]
     assert "the lowest lr within 50% of the best" in loose.reason
