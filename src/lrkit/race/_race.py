@@ -746,20 +746,21 @@ def _choose(
         lr = min(close)
         value = next(v for v, x in finite if x == lr)
         where = "the last rung" if r == len(rungs) - 1 else f"rung {r} (the last one that ran)"
+        steps = rungs[r].steps
+        field = f"{len(scored)} on {where}, from {len(lrs)} candidates"
         if lr != best_lr:
-            how = (
-                f"the lowest lr within {100 * tolerance:g}% of the best validation loss "
-                f"({best:.4g} at lr {best_lr:.3g}; a higher lr that is no clearly better is the "
-                f"riskier one over a full run): {value:.4g} after {rungs[r].steps} steps"
+            return lr, (
+                f"won the race: the lowest lr within {100 * tolerance:g}% of the best validation "
+                f"loss of the {field} ({value:.4g} after {steps} steps; the best, {best:.4g}, at "
+                f"lr {best_lr:.3g}: a higher lr that is not clearly better is the riskier one)"
             )
-        else:
-            runner = (
-                f"; next best {finite[1][0]:.4g} at lr {finite[1][1]:.3g}"
-                if len(finite) > 1
-                else ""
-            )
-            how = f"validation loss {value:.4g} after {rungs[r].steps} steps, the best{runner}"
-        return lr, (f"won the race: {how}, of {len(scored)} on {where} (of {len(lrs)} candidates)")
+        runner = (
+            f"; next best {finite[1][0]:.4g} at lr {finite[1][1]:.3g}" if len(finite) > 1 else ""
+        )
+        return lr, (
+            f"won the race: the lowest validation loss of the {field} ({value:.4g} after "
+            f"{steps} steps{runner})"
+        )
     reasons = [
         str(t.user_attrs.get("lrkit_reason"))
         for t in trials.values()
