@@ -254,3 +254,9 @@ def test_a_tolerance_prefers_the_lowest_lr_close_to_the_best(
     assert exact.lr == min(finals, key=lambda lr: abs(math.log10(lr) + 1.75))
     assert loose.lr == min(finals) and loose.lr < exact.lr  # type: ignore[operator]
     assert "the lowest lr within 50% of the best" in loose.reason
+
+
+def test_the_quick_answer_of_an_sgd_task_uses_the_sgd_factors() -> None:
+    result = run_race("digits_cnn", budget=0)  # SGD + momentum: "sgd_momentum" to the advisor
+    assert result.lr == result.range_test.suggest(schedule="constant", optimizer="SGD").lr
+    assert "sgd optimizer" in result.reason

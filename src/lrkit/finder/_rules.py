@@ -268,6 +268,8 @@ def optimizer_family(optimizer: str | None) -> str:
     Example:
         >>> optimizer_family("SGD"), optimizer_family("AdamW"), optimizer_family(None)
         ('sgd', 'adaptive', 'adaptive')
+        >>> optimizer_family("sgd_momentum"), optimizer_family("nesterov")
+        ('sgd', 'sgd')
     """
     if optimizer is None:
         return "adaptive"
@@ -276,7 +278,8 @@ def optimizer_family(optimizer: str | None) -> str:
     name = optimizer.lower()
     if name in FAMILIES:
         return name
-    return "sgd" if name.endswith("sgd") else "adaptive"
+    # torch's SGD / ASGD, and the advisor's sgd_momentum / nesterov (SGD with momentum)
+    return "sgd" if "sgd" in name or name == "nesterov" else "adaptive"
 
 
 def _centered_smooth(values: Array, half_width: int) -> Array:

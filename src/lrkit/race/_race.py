@@ -111,7 +111,6 @@ class _Target:
             if steps is None:
                 fail("total_steps", None, "given for a task without a budget")
             self.total_steps = check_int("total_steps", steps, minimum=1)
-            self.optimizer = getattr(task, "optimizer", None)
             if workers > 1:
                 try:
                     pickle.dumps(self.source)
@@ -130,7 +129,6 @@ class _Target:
         if workers > 1:
             fail("workers", workers, "1 for a Setup target (its trials train in this process)")
         self.name = type(setup.model).__name__
-        self.optimizer = type(setup.optimizer).__name__
         train_loader, val = setup.train_loader, val_loader or setup.val_loader
         if val is None:
             from lrkit.race._holdout import hold_out
@@ -205,8 +203,11 @@ class _Storage:
 
 
 # ------------------------------------------------------------------------------- quick answer
-def quick_answer(range_test: Any, family: str, optimizer: str | None) -> tuple[float | None, str]:
-    """The range test's own answer for the schedule family, and why (or why there is none)."""
+def quick_answer(
+    range_test: Any, family: str, optimizer: str | None = None
+) -> tuple[float | None, str]:
+    """The range test's own answer for the schedule family, and why (or why there is none);
+    ``optimizer`` defaults to the one the test ran with."""
     suggestion = range_test.suggest(schedule=family, optimizer=optimizer)
     return suggestion.lr, str(suggestion.reason)
 
@@ -557,13 +558,13 @@ def _quick(
     """``budget=0``: the range test's answer; a longer test when the first shows nothing."""
     test = given if given is not None else _run_range_test(tgt, steps, seed, progress)
     spent = _test_steps(test)
-    lr, reason = quick_answer(test, family, tgt.optimizer)
+    lr, reason = quick_answer(test, family)
     notes: list[str] = []
     if lr is None and given is None:
         first = reason
         test = _run_range_test(tgt, 3 * steps, seed, progress)
         spent += _test_steps(test)
-        lr, reason = quick_answer(test, family, tgt.optimizer)
+        lr, reason = quick_answer(test, family)
         notes.append(f"the first range test gave no answer ({first}); a 3x longer one ran")
     if lr is None:
         top = float(test.lrs[-1]) if len(test.lrs) else None
@@ -660,7 +661,7 @@ def _race(
                 },
             )
         spent_test = _test_steps(test)
-        quick_lr, quick_reason = quick_answer(test, family, tgt.optimizer)
+        quick_lr, quick_reason = quick_answer(test, family)
         objective = RaceObjective(
             source=tgt.source,
             schedule=spec,
