@@ -63,13 +63,16 @@ def test_a_compressed_schedule_replays_the_full_one(total: int, ratio: int, kind
     full = resolve_schedule(kind, total)
     short = compress(full, total, steps)
     # the short schedule at step s is the full one near step s * total / steps (the lengths
-    # are rounded to whole steps: within the full schedule's range over one short step each way)
+    # are rounded to whole steps: within the full schedule's range over one short step each
+    # way, give or take one full step's change, as a peak between two steps shows)
     values = full.values(total)
     got = short.values(steps)
     for i in range(steps):
         a = max(0, math.floor((i - 1) * total / steps))
         b = min(total, math.ceil((i + 1) * total / steps) + 1)
-        assert values[a:b].min() - 1e-9 <= got[i] <= values[a:b].max() + 1e-9
+        window = values[a:b]
+        slack = float(np.abs(np.diff(window)).max()) if len(window) > 1 else 0.0
+        assert window.min() - slack - 1e-9 <= got[i] <= window.max() + slack + 1e-9
     assert parse(str(short)) == short
 
 
