@@ -89,6 +89,7 @@ def _training_figure(result: AutoResult) -> Figure | None:
     verdict = getattr(diagnosis, "verdict", None)
     runs = len(result.attempts)
     which = f"check run {runs} of {runs}" if runs > 1 else "check run"
+    ax.set_title("")  # the diagnosis figure's own title: the verdict, said below
     ax.set_title(
         f"{which.capitalize()}: {result.train_steps} steps at {fmt_lr(result.attempts[-1].lr)}"
         + (f" - diagnosis: {verdict}" if verdict else ""),
