@@ -403,7 +403,7 @@ def _fit(
     return best_c
 
 
-def quick_loto(tasks: list[str], *, allow_train: bool) -> dict[str, Any]:
+def quick_loto(tasks: list[str], *, allow_train: bool, trained: bool = False) -> dict[str, Any]:
     """The quick rule (range test only) chosen by how it generalises: leave-one-task-out.
 
     For each form in QUICK_FORMS, each optimizer family split (one factor per family and
@@ -411,9 +411,9 @@ def quick_loto(tasks: list[str], *, allow_train: bool) -> dict[str, Any]:
     range-test curves each, cached 100-step tests, seeds 0-5), answer on the held-out task's 6
     curves, score by interpolating its grid. Reported: median regret over the held-out answers,
     the worst task (highest per-task median), hit rate (< 10%), answers above the edge (constant
-    lr) and "no answer" count. The best form's held-out answers are then trained for real
-    (seeds 0-2) and scored the same way, next to fastai's minimum/10 and valley on the same
-    curves.
+    lr) and "no answer" count, next to fastai's minimum/10 and valley on the same curves,
+    scored the same way. With ``trained``, the best form's held-out answers and the published
+    rules' answers are also trained for real (seeds 0-2).
     """
     from common import curve_arrays, range_curves
 
@@ -505,9 +505,40 @@ def quick_loto(tasks: list[str], *, allow_train: bool) -> dict[str, Any]:
         for s in SCHEDULES
     }
     out["no_answer"] = no_answer
+    # the published rules on the same curves, scored the same way (interpolated)
+    from lrkit.finder import suggest as published_suggest
+
+    out["published"] = {}
+    for schedule in SCHEDULES:
+        out["published"][schedule] = {}
+        for method in ("minimum", "valley"):
+            per: dict[str, list[float]] = {}
+            for name in tasks:
+                values = []
+                for seed in seeds:
+                    lrs, losses, smoothed = curve_arrays(curves[name][str(seed)])
+                    lr = published_suggest(lrs, losses, smoothed, method).lr
+                    values.append(
+                        regrets[name][schedule](math.log10(lr)) if lr is not None else math.inf
+                    )
+                per[name] = values
+            flat = [v for vs in per.values() for v in vs]
+            medians = {t: statistics.median(v) for t, v in per.items()}
+            worst = max(medians, key=lambda t: medians[t])
+            out["published"][schedule][method] = {
+                "median_regret": statistics.median(flat),
+                "worst_task": worst,
+                "worst_task_regret": medians[worst],
+                "hit_rate": sum(v < HIT for v in flat) / len(flat),
+                "over_100pct": sum(v > 1.0 for v in flat),
+            }
+    out["chosen_over_100pct"] = {
+        s: sum(regrets[name][s](a) > 1.0 for name in tasks for a in chosen[s]["answers"][name])
+        for s in SCHEDULES
+    }
     # the chosen form's held-out answers and the published rules, trained for real
     trained: dict[str, Any] = {}
-    for schedule in SCHEDULES if allow_train else ():
+    for schedule in SCHEDULES if trained else ():
         rows: dict[str, dict[str, list[float]]] = {"lrkit LOTO": {}, "minimum": {}, "valley": {}}
         for name in tasks:
             task = get_task(name)
@@ -564,6 +595,21 @@ def quick_loto(tasks: list[str], *, allow_train: bool) -> dict[str, Any]:
                 f" {x['above_edge']} |"
             )
     print(f"\nchosen: {out['chosen']}; factors on all tasks: {out['factors_all_tasks']}\n")
+    print("| schedule | rule (interpolated) | median | worst task | hit rate | >100% |")
+    print("|---|---|---:|---|---:|---:|")
+    for s in SCHEDULES:
+        x = chosen[s]
+        print(
+            f"| {s} | lrkit LOTO | {_pct(x['median_regret'])} | {x['worst_task']} "
+            f"{_pct(x['worst_task_regret'])} | {100 * x['hit_rate']:.0f}% | "
+            f"{out['chosen_over_100pct'][s]} |"
+        )
+        for method, y in out["published"][s].items():
+            print(
+                f"| {s} | {method} | {_pct(y['median_regret'])} | {y['worst_task']} "
+                f"{_pct(y['worst_task_regret'])} | {100 * y['hit_rate']:.0f}% | "
+                f"{y['over_100pct']} |"
+            )
     print(
         "| schedule | rule (held-out answers, trained) | median | worst task | hit rate | >100% |"
     )
@@ -587,11 +633,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--tasks", nargs="+", default=[t.name for t in all_tasks()])
     parser.add_argument("--jobs", type=int, default=2, help="processes (at most 2)")
+    parser.add_argument(
+        "--train-quick",
+        action="store_true",
+        help="also train the quick rule's held-out answers (3 seeds each; hours of CPU)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    command = "nice -n 10 .venv/bin/python benchmarks/race_design.py " + " ".join(argv)
     out: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.part in ("quick", "all"):
-        out["quick"] = quick_loto(args.tasks, allow_train=not args.cached)
+        out["quick"] = quick_loto(args.tasks, allow_train=not args.cached, trained=args.train_quick)
     if args.part in ("race", "all"):
         jobs = [
             (name, args.budgets, args.seeds, args.variants, not args.cached) for name in args.tasks
@@ -608,6 +660,7 @@ def main(argv: list[str]) -> int:
         summary = summarise(rows)
         print_race(summary)
         out["race"] = {
+            "command": command,
             "tasks": args.tasks,
             "budgets": args.budgets,
             "search_seeds": args.seeds,
@@ -617,7 +670,7 @@ def main(argv: list[str]) -> int:
             "ground_truth_noise": ground_truth_noise(args.tasks),
             "runs": rows,
         }
-    out["command"] = "nice -n 10 .venv/bin/python benchmarks/race_design.py " + " ".join(argv)
+    out.pop("command", None)
     out["seconds"] = round(time.perf_counter() - started, 1)
     RESULTS.write_text(json.dumps(out, indent=1) + "\n")
     print(f"\nwrote {RESULTS} in {out['seconds']} s")
