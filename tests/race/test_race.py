@@ -260,3 +260,27 @@ def test_the_quick_answer_of_an_sgd_task_uses_the_sgd_factors() -> None:
     result = run_race("digits_cnn", budget=0)  # SGD + momentum: "sgd_momentum" to the advisor
     assert result.lr == result.range_test.suggest(schedule="constant", optimizer="SGD").lr
     assert "sgd optimizer" in result.reason
+
+
+class _Flat(torch.nn.Module):
+    """Output ignores the weights: the range test's curve is flat noise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) * 0.0 + x[:, :1]
+
+
+def test_a_curve_without_answer_is_retested_longer_then_answered_conservatively(
+    setup: dict[str, Any],
+) -> None:
+    model = _Flat()
+    flat = dict(setup, model=model, optimizer=torch.optim.Adam(model.parameters()))
+    result = run_race(flat, total_steps=100, budget=0, range_steps=20)
+    assert any("a 3x longer one ran" in n for n in result.notes)
+    assert result.spent_steps == 20 + 60  # both tests are counted
+    last = float(result.range_test.lrs[-1])
+    assert result.lr == pytest.approx(last / 100)
+    assert "conservative 1/100" in result.reason and "budget > 0" in result.reason

@@ -58,7 +58,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: the default budget, in the user's training runs, range test included (chosen on the design
-#: tasks of benchmarks/race_design.py; see docs/readme/find.md)
+#: tasks of benchmarks/race_design.py; see docs/readme/auto.md)
 DEFAULT_BUDGET = 3.0
 #: steps of the race's range test: at most this many ...
 RANGE_STEPS = 100
