@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from lrkit.diagnosis._guard import Guard, GuardAction, GuardError, GuardEvent
     from lrkit.finder._range_test import find_lr
     from lrkit.finder._result import RangeTest
-    from lrkit.pipeline._pipeline import AutoResult, auto
+    from lrkit.pipeline._pipeline import auto
+    from lrkit.pipeline._result import AutoResult
     from lrkit.schedules._base import Schedule
     from lrkit.schedules._spec import parse
     from lrkit.schedules._torch import attach
@@ -82,7 +83,8 @@ if not TYPE_CHECKING:  # type checkers read the imports above; no catch-all __ge
             "lrkit.schedules": ["schedules"],
             "lrkit.tasks": ["tasks"],
             "lrkit.advice._advice": ["Advice", "advise"],
-            "lrkit.pipeline._pipeline": ["AutoResult", "auto"],
+            "lrkit.pipeline._pipeline": ["auto"],
+            "lrkit.pipeline._result": ["AutoResult"],
             "lrkit.diagnosis._diagnosis": ["diagnose"],
             "lrkit.diagnosis._files": ["diagnose_file"],
             "lrkit.diagnosis._findings": ["Diagnosis", "Finding"],

@@ -62,13 +62,25 @@ def test_auto_target_file_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
                     "loss_fn": nn.MSELoss(), "train_loader": data}
     """)
     )
-    argv = ["auto", f"{script}:make", "--range-steps", "20", "--steps", "1000", "--json"]
+    argv = ["auto", f"{script}:make", "--range-steps", "20", "--steps", "1000", "--json", "--quick"]
     assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["optimizer"] == "adam" and data["architecture"] == "mlp"
     assert data["schedule"] == "cosine(1000)" and data["total_steps"] == 1000
     assert data["training"] is None and data["report"] == {}
-    assert data["lr"] > 0
+    assert data["lr"] > 0 and data["race"] is None and data["budget"] == 0
+    assert data["spent_steps"] == len(data["range_test"]["train_losses"])
+    # the same setup with a race: a tenth of its 8 batches held back for validation
+    argv = ["auto", f"{script}:make", "--range-steps", "20", "--steps", "40", "--budget", "2"]
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    race = data["race"]
+    assert race["budget"] == 2 and race["spent_steps"] <= 80
+    assert data["lr"] == race["lr"] and data["lr_source"].startswith("race")
+    assert race["validation"] == "the last 1 of 8 training batches held back (no val_loader)"
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert "race of" in stdout and "of 2 runs of 40 steps" in stdout
 
 
 @pytest.mark.parametrize(
@@ -80,6 +92,12 @@ def test_auto_target_file_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
         (["auto", "--task", "digits", "--train-steps", "3"], "train_steps must be"),
         (["auto", "no_such_module_xyz:f"], "cannot import module"),
         (["auto", "--task", "digits", "--arch", "unet"], "architecture must be one of"),
+        (["auto", "--task", "digits", "--budget", "-1"], "budget must be a number >= 0"),
+        (["auto", "--task", "digits", "--quick", "--budget", "2"], "budget must be 0 or None"),
+        (
+            ["auto", "--task", "digits", "--steps", "20", "--budget", "1"],
+            "budget=1 is too small",
+        ),
     ],
 )
 def test_auto_bad_input_one_line_exit_2(

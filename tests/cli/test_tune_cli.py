@@ -215,41 +215,52 @@ def test_task_objective(
     assert values and all(math.isfinite(v) for v in values)
 
 
-@pytest.mark.slow  # a range test and two short trainings through the CLI: ~3-7 s on 2 cores
-def test_auto_range_for_a_task_and_progress_bar_shows_the_best_so_far(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
+def test_auto_runs_the_race_on_tunes_study_and_storage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import io
-
-    import torch
-    from rich.console import Console
-
-    import lrkit.cli._tune as cli_tune
-
     monkeypatch.chdir(tmp_path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two threads on a busy 2-core machine are 50x slower here
-    request.addfinalizer(lambda: torch.set_num_threads(threads))
-    stream = io.StringIO()
-    monkeypatch.setattr(cli_tune, "err_console", Console(file=stream, force_terminal=True))
-    args = ["tune", "--task", "synthetic", "--auto", "--trials", "2", "--steps", "6"]
-    assert main([*args, "--seed", "0", "--strategy", "random"]) == 0
-    out = capsys.readouterr().out
-    study = "lrkit-task-synthetic-random-none-auto"
-    assert main(["tune", "--show", "--storage", "lrkit-tune.db", "--study", study, "--json"]) == 0
+    args = ["tune", "--task", "diabetes", "--auto", "--budget", "2", "--steps", "60"]
+    storage = ["--storage", "race.db", "--study", "r"]
+    assert main([*args, *storage, "--json", "--schedule", "cosine"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["budget"] == 2 and data["spent_steps"] <= 120 and data["lr"] > 0
+    assert data["schedule"] == "cosine(60)" and data["study_name"] == "r"
+    winner = [c for c in data["candidates"] if c["winner"]]
+    assert len(winner) == 1 and winner[0]["lr"] == data["lr"]
+    # the race's trials are an ordinary tune study: --show reads it
+    assert main(["tune", "--show", *storage, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    test = shown["range_test"]
-    low, high = test["range"]
-    assert low < test["suggestion"] < high
-    assert shown["trials"][0]["params"]["lr"] == test["suggestion"]  # tried first
-    assert all(low <= t["params"]["lr"] <= high for t in shown["trials"])
-    assert f"range test: suggestion {test['suggestion']:.3g}, searched {low:.3g}..{high:.3g}" in out
-    # the progress bar counted the trials and showed the best value so far
-    bar = stream.getvalue()
-    assert "2/2" in bar and f"best {shown['best_value']:.5g}" in bar
+    assert len(shown["trials"]) == sum(len(c["trials"]) for c in data["candidates"])
+    assert {t["params"]["rung"] for t in shown["trials"]} == set(range(len(data["rungs"])))
+    # the table
+    assert main([*args, "--schedule", "cosine"]) == 0
+    out = capsys.readouterr().out
+    assert "(winner)" in out and "of 2 runs" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["race.db"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--trials", "5"],
+            "--auto runs the race, whose trials follow from --budget: drop --trials",
+        ),
+        (["--strategy", "random"], "drop --strategy"),
+        (["--budget", "0.1"], "budget=0.1 is too small"),
+    ],
+)
+def test_auto_refuses_the_search_options(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tune", "--task", "diabetes", "--auto", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_budget_without_auto_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tune", "--task", "diabetes", "--trials", "2", "--budget", "2"]) == 2
+    assert "--budget and --schedule apply to --auto" in capsys.readouterr().err
 
 
 def test_a_resumed_study_starts_its_progress_bar_where_it_was(

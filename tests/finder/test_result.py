@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lrkit.finder import RangeTest, find_lr
+from lrkit.finder import RangeTest, _rules, find_lr
 
 floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
@@ -137,7 +137,8 @@ def test_the_optimizer_is_recorded_and_steers_the_default_rule() -> None:
     losses = 2.0 - np.clip(x + 5, 0, 1) + np.where(x > -1.5, 30 * (x + 1.5) ** 2, 0.0)
     t = RangeTest(lrs, losses, losses.copy(), "completed", settings={"optimizer": "SGD"})
     assert t.suggestion is not None and t.suggest(optimizer="AdamW").lr is not None
-    assert t.suggestion > 10 * t.suggest(optimizer="AdamW").lr  # type: ignore[operator]
+    ratio = _rules._FACTORS["sgd"]["constant"] / _rules._FACTORS["adaptive"]["constant"]
+    assert t.suggestion == pytest.approx(ratio * t.suggest(optimizer="AdamW").lr)  # type: ignore[operator]
     assert RangeTest(lrs, losses, losses.copy(), "completed").optimizer is None
 
 

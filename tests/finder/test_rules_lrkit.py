@@ -42,63 +42,84 @@ def lrkit(
     return suggest(lrs, losses, ema(losses), "lrkit", schedule=schedule, optimizer=optimizer)
 
 
-def half_descent_lr(knee_lr: float = 1e-3) -> float:
-    """The logistic of :func:`ideal` is half way down at its centre c (an exact symmetry that
-    a centred smoothing keeps)."""
-    return float(10 ** (np.log10(knee_lr) - np.log(9) / 4))
+def shelf(edge: float = -2.0, fall_to: float = -3.0) -> np.ndarray:
+    """Flat at 2, a straight fall (in log lr) to 0.5 at ``10**fall_to``, a flat bottom at 0.5
+    up to ``10**edge``, then a steep rise: the bottom spans [10**fall_to, 10**edge] (minus the
+    smoothing's rounding of its corners, symmetric), so its geometric middle is
+    10**((fall_to + edge) / 2); the centred smoothing (+-0.4 decades) shows the rise a little
+    before 10**edge."""
+    fall = np.clip(2 * (X - fall_to + 0.5), 0.0, 1.0)
+    return 2.0 - 1.5 * fall + 40 * np.maximum(X - edge, 0) ** 2
 
 
-def test_known_answer_adaptive_is_the_half_descent_lr() -> None:
-    got = lrkit(ideal(knee_lr=1e-3, blow_lr=1.0))
-    assert got.lr is not None and got.method == "lrkit"
-    assert got.lr == pytest.approx(half_descent_lr(1e-3), rel=0.02)
-    assert "half way down" in got.reason and "adaptive" in got.reason
+def expected(family: str, schedule: str, bottom: float, edge: float) -> float:
+    """The rule's formula, from the curve's exact features."""
+    lr = _rules._FACTORS[family][schedule] * np.sqrt(bottom * edge)
+    if schedule == "constant":
+        lr = min(lr, _rules._EDGE_CAP * edge)
+    return float(lr)
 
 
-def test_known_answer_sgd_is_the_middle_of_the_bottom() -> None:
-    # flat at 2 up to 10**-3.5, a straight fall (in log lr) to 0.5 at 10**-3, flat bottom at
-    # 0.5 up to 10**-2, then a steep rise: the bottom spans [1e-3, 1e-2] (minus the smoothing's
-    # rounding of its corners, symmetric), its geometric middle is 10**-2.5, below
-    # _FLAT_CAP x the half-descent lr (15 x 10**-3.25) and below the edge cap
-    fall = np.clip(2 * (X + 3.5), 0.0, 1.0)
-    losses = 2.0 - 1.5 * fall + 40 * np.maximum(X + 2.0, 0) ** 2
-    got = lrkit(losses, optimizer="SGD")
-    assert got.lr is not None and "bottom" in got.reason and "sgd" in got.reason
-    assert got.lr == pytest.approx(10**-2.5, rel=0.2)
-    # the same curve for an adaptive optimizer: half way down the fall, 10 ** -3.25
-    adaptive = lrkit(losses, optimizer="Adam")
-    assert adaptive.lr == pytest.approx(10**-3.25, rel=0.05)
-
-
-def test_sgd_on_a_wide_flat_bottom_is_capped_by_the_half_descent_lr() -> None:
-    # flat at 2 up to 1e-4, a straight fall (in log lr) to 0.5 at 1e-3, flat bottom at 0.5 up
-    # to 1e-1, then a steep rise: the bottom's middle (1e-2) is more than _FLAT_CAP x the
-    # half-descent lr (10**-3.5), so the answer is _FLAT_CAP x 10**-3.5 (v3 of the rule; v2
-    # returned the middle, which wandered 6x from seed to seed on such curves)
-    fall = np.clip((X + 4.0), 0.0, 1.0)
-    losses = 2.0 - 1.5 * fall + 40 * np.maximum(X + 1.0, 0) ** 2
+@pytest.mark.parametrize("family", ["adaptive", "sgd"])
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_known_answer_is_the_factor_times_the_mean_of_bottom_and_edge(
+    family: str, schedule: str
+) -> None:
+    losses = shelf(edge=-2.0, fall_to=-3.0)
     f = _rules.curve_features(LRS, losses)
-    assert f.lr_bottom == pytest.approx(1e-2, rel=0.2)
-    assert f.lr_half == pytest.approx(10**-3.5, rel=0.05)
-    got = lrkit(losses, optimizer="SGD")
-    assert got.lr is not None and "flat bottom" in got.reason
-    assert got.lr == pytest.approx(_rules._FLAT_CAP * f.lr_half)
+    assert f.lr_bottom == pytest.approx(10**-2.5, rel=0.15)
+    assert f.i_edge is not None
+    assert 10**-2.3 < LRS[f.i_edge] < 10**-1.9
+    got = lrkit(losses, schedule=schedule, optimizer=family)
+    assert got.lr is not None and got.method == "lrkit"
+    assert got.lr == pytest.approx(expected(family, schedule, f.lr_bottom, LRS[f.i_edge]))
+    # and close to the formula on the true features (a decade-wide bottom ending at 1e-2)
+    assert got.lr == pytest.approx(
+        _rules._FACTORS[family][schedule] * np.sqrt(10**-2.5 * 10**-2), rel=0.25
+    )
+    assert family in got.reason and schedule in got.reason and "bottom" in got.reason
 
 
-def test_sgd_constant_lr_keeps_further_from_the_edge_than_cosine() -> None:
-    # a descent straight into a blow-up: the bottom's middle is past both caps, so the
-    # constant-lr answer is _EDGE_CAP["sgd"]["constant"] x the edge lr and the cosine peak
-    # _EDGE_CAP["sgd"]["cosine"] x it
+def test_the_factors_order_sgd_above_adaptive_and_cosine_above_constant() -> None:
+    factors = _rules._FACTORS
+    for family in ("adaptive", "sgd"):
+        assert factors[family]["cosine"] >= factors[family]["constant"]
+    for schedule in ("constant", "cosine"):
+        assert factors["sgd"][schedule] > factors["adaptive"][schedule]
+
+
+def test_a_constant_lr_never_reaches_the_edge() -> None:
+    # a descent straight into a blow-up: the bottom is a single point next to the edge
     losses = ideal(knee_lr=1e-3, blow_lr=1e-3)
     f = _rules.curve_features(LRS, losses)
     assert f.i_edge is not None
+    for family in ("adaptive", "sgd"):
+        got = lrkit(losses, optimizer=family)
+        assert got.lr is not None
+        assert got.lr <= _rules._EDGE_CAP * LRS[f.i_edge] * (1 + 1e-12)
+        assert got.lr == pytest.approx(expected(family, "constant", f.lr_bottom, LRS[f.i_edge]))
+
+
+def test_the_cap_binds_when_the_factor_would_pass_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    losses = shelf(edge=-2.0, fall_to=-3.0)
+    f = _rules.curve_features(LRS, losses)
+    assert f.i_edge is not None
+    monkeypatch.setitem(_rules._FACTORS, "sgd", {"constant": 5.0, "cosine": 5.0})
     const = lrkit(losses, optimizer="SGD")
     cos = lrkit(losses, schedule="cosine", optimizer="SGD")
-    caps = _rules._EDGE_CAP["sgd"]
-    assert const.lr == pytest.approx(caps["constant"] * LRS[f.i_edge])
-    assert cos.lr == pytest.approx(caps["cosine"] * LRS[f.i_edge])
-    assert caps["constant"] < caps["cosine"]
-    assert "turns up" in const.reason
+    assert const.lr == pytest.approx(_rules._EDGE_CAP * LRS[f.i_edge])
+    assert "most a constant lr" in const.reason
+    assert cos.lr == pytest.approx(5.0 * np.sqrt(f.lr_bottom * LRS[f.i_edge]))
+
+
+def test_without_an_edge_the_end_of_the_curve_is_the_edge() -> None:
+    fall = np.clip(2 * (X + 3.5), 0.0, 1.0)
+    losses = 2.0 - 1.5 * fall  # falls and stays down to the end of the ramp
+    f = _rules.curve_features(LRS, losses)
+    assert f.i_edge is None
+    got = lrkit(losses, schedule="cosine")
+    assert got.lr == pytest.approx(expected("adaptive", "cosine", f.lr_bottom, LRS[-1]))
+    assert "end of the test" in got.reason
 
 
 def test_optimizer_family() -> None:
@@ -109,29 +130,6 @@ def test_optimizer_family() -> None:
         assert _rules.optimizer_family(name) == "adaptive"
     with pytest.raises(ValueError, match="optimizer"):
         _rules.optimizer_family("")
-
-
-def test_edge_caps_the_suggestion_when_the_blow_up_is_close() -> None:
-    # the loss turns up right after the descent: 3 x the half-descent lr (cosine) would pass
-    # the edge, so the cap (_EDGE_CAP x the edge lr) binds
-    losses = ideal(knee_lr=1e-3, blow_lr=5e-4)
-    got = lrkit(losses, schedule="cosine")
-    f = _rules.curve_features(LRS, losses)
-    assert f.i_edge is not None
-    assert got.lr == pytest.approx(_rules._EDGE_CAP["adaptive"]["cosine"] * LRS[f.i_edge])
-    assert got.lr < _rules._FACTORS["adaptive"]["cosine"] * f.lr_half
-    assert "turns up" in got.reason
-
-
-def test_cosine_multiplies_by_the_schedule_factor() -> None:
-    losses = ideal()
-    for optimizer in ("adaptive", "sgd"):
-        const = lrkit(losses, optimizer=optimizer)
-        cos = lrkit(losses, schedule="cosine", optimizer=optimizer)
-        factors = _rules._FACTORS[optimizer]
-        assert const.lr is not None and cos.lr is not None
-        assert cos.lr == pytest.approx(const.lr * factors["cosine"] / factors["constant"])
-        assert factors["cosine"] >= factors["constant"]
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -147,7 +147,11 @@ def digits_result(tmp_path_factory: pytest.TempPathFactory) -> AutoResult:
     assert seen[0] == ("range test", 0, 40) and ("range test", 40, 40) in seen
     range_calls = [done for stage, done, _ in seen if stage == "range test"]
     assert range_calls == sorted(range_calls)
-    assert [done for stage, done, _ in seen if stage == "training"] == list(range(61))
+    race_calls = [(done, total) for stage, done, total in seen if stage == "race"]
+    assert race_calls[0][0] == 0 and race_calls[-1][0] == race_calls[-1][1]
+    # each check run of the closed loop reports its steps 0..60
+    training = [done for stage, done, _ in seen if stage == "training"]
+    assert training == list(range(61)) * len(result.attempts)
     return result
 
 
@@ -161,30 +165,37 @@ def test_auto_on_digits(digits_result: AutoResult) -> None:
     # the schedule is the advisor's for the 60-step budget ...
     assert r.schedule == r.advice.schedule == "cosine(60)"
     assert r.total_steps == 60
-    # ... and the lr is the range test's suggestion for that schedule
-    expected = r.range_test.suggest(schedule="cosine").lr
-    if expected is not None:
-        assert r.lr == expected and r.suggestion == expected
-        assert r.lr_source.startswith("range test")
-    else:
-        assert r.lr == r.advice.lr
+    # ... the range test's quick answer for that schedule is kept next to the race's ...
+    assert r.suggestion == r.range_test.suggest(schedule="cosine").lr
+    assert r.race is not None and r.race.range_test is r.range_test
+    assert r.race.schedule == "cosine(60)" and r.race.total_steps == 60
+    # ... and the lr is the race's winner (unless the check runs moved it)
+    assert r.lr_source.startswith("race")
+    assert r.race.lr is not None and r.attempts[0].lr == r.race.lr
+    assert (
+        r.lr == r.attempts[-1].lr
+        if r.attempts[-1].factor is None
+        else r.lr in {a.lr for a in r.attempts}
+    )
+    assert r.budget == 3 and r.spent_steps == r.race.spent_steps <= 3 * 60
     assert r.lr_range is None or r.lr_range[0] < r.lr_range[1]
     # the finder's default sweep 1e-7 .. 10, widened where the advisor's range reaches beyond
     low, high = r.advice.lr_range
     assert r.range_test.settings["start_lr"] == pytest.approx(min(1e-7, low / 100))
     assert r.range_test.settings["end_lr"] == pytest.approx(max(10.0, high * 10))
-    # the check run used that lr and schedule
+    # the (last) check run used its lr and the schedule
+    last = r.attempts[-1].lr
     assert len(r.training.train_loss) == 60
-    assert r.training.lrs[0] == pytest.approx(r.lr * parse("cosine(60)")(0))
-    assert r.training.lrs[30] == pytest.approx(r.lr * parse("cosine(60)")(30))
+    assert r.training.lrs[0] == pytest.approx(last * parse("cosine(60)")(0))
+    assert r.training.lrs[30] == pytest.approx(last * parse("cosine(60)")(30))
     assert r.diagnosis is not None and isinstance(r.diagnosis.verdict, str)
     assert isinstance(r.guard_events, list)
 
 
 def test_auto_report_files(digits_result: AutoResult) -> None:
     paths = digits_result.report
-    assert {"html", "markdown", "json", "range_test", "schedule", "training"} <= set(paths)
-    for key in ("range_test", "schedule", "training"):
+    assert {"html", "markdown", "json", "range_test", "race", "schedule", "training"} <= set(paths)
+    for key in ("range_test", "race", "schedule", "training"):
         assert paths[key].read_bytes().startswith(b"\x89PNG")
     md = paths["markdown"].read_text()
     assert "![" in md and "range_test.png" in md and "training.png" in md
@@ -193,14 +204,15 @@ def test_auto_report_files(digits_result: AutoResult) -> None:
     data = json.loads(paths["json"].read_text())
     assert data["lr"] == digits_result.lr and data["schedule"] == digits_result.schedule
     html = paths["html"].read_text()
-    # three plots, each once as a thumbnail at the top (linking to its section) and once in it
-    assert html.count("data:image/png;base64,") == 6
+    # four plots, each once as a thumbnail at the top (linking to its section) and once in it
+    assert html.count("data:image/png;base64,") == 8
     assert re.findall(r'<a class="thumb" href="#([^"]+)"', html) == [
         "range-test",
+        "race",
         "schedule",
         "diagnosis",
     ]
-    for anchor in ("range-test", "schedule", "diagnosis"):
+    for anchor in ("range-test", "race", "cost", "schedule", "diagnosis"):
         assert f'<section id="{anchor}">' in html
     assert "http://" not in html and "https://" not in html
 
@@ -212,10 +224,10 @@ def test_auto_report_in_chromium(
     probe = chromium_probe(digits_result.report["html"])
     assert probe["errors"] == [] and probe["console"] == []
     assert probe["resources"] == []
-    assert len(probe["images"]) == 6  # 3 thumbnails + 3 plots
+    assert len(probe["images"]) == 8  # 4 thumbnails + 4 plots
     assert all(i["w"] > 100 and i["h"] > 100 and i["complete"] for i in probe["images"])
     natural = [(i["w"], i["h"]) for i in probe["images"]]
-    assert natural[:3] == natural[3:]  # the thumbnails are the same plots
+    assert natural[:4] == natural[4:]  # the thumbnails are the same plots
     assert all(i["shown_w"] > 100 and i["shown_h"] > 50 for i in probe["images"])
 
 
@@ -256,6 +268,9 @@ def test_range_section_marks_the_rule_used(digits_result: AutoResult) -> None:
         return
     assert r.suggestion_reason == r.range_test.suggest(schedule=r.finder_schedule).reason
     assert f"Suggestion: {fmt_lr(r.suggestion)}, {r.suggestion_reason}" in md
+    # the race's table: one row per candidate, the winner's emphasised, and the stage costs
+    assert f"| **{r.race.lr:.3g} (winner)** |" in md
+    assert f"| search in all | {r.race.spent_steps} |" in md
     row = next(line for line in md.splitlines() if line.startswith("| **lrkit (used)** |"))
     assert row.endswith(f"| **{fmt_lr(r.suggestion)}** |")
     assert '<tr class="chosen"><td>lrkit (used)</td>' in r.report["html"].read_text()
@@ -369,6 +384,10 @@ def test_auto_names_override_inference() -> None:
     ("kwargs", "message"),
     [
         ({"task": "digits", "train_steps": 5}, "train_steps must be"),
+        ({"task": "digits", "budget": -1}, "budget must be a number >= 0"),
+        ({"task": "digits", "quick": True, "budget": 2}, "budget must be 0 or None"),
+        ({"task": "digits", "train_steps": 10, "range_steps": 10, "budget": 1}, "is too small"),
+        ({"task": "digits", "max_attempts": 0}, "max_attempts must be"),
         ({"task": "digits", "range_steps": 3}, "range_steps must be"),
         ({"task": "nope"}, "task must be one of"),
         ({"task": "digits", "optimizer": "adamx"}, "optimizer must be one of"),
@@ -393,7 +412,10 @@ def test_auto_out_must_not_be_a_file(tmp_path: Path) -> None:
 
 
 def test_auto_quick_uses_one_cycle_and_the_decaying_rule(tmp_path: Path) -> None:
-    result = auto(task="digits", quick=True, train_steps=40, range_steps=30)
+    result = auto(
+        task="digits", quick=True, one_cycle=True, train_steps=40, range_steps=30, max_attempts=1
+    )
+    assert result.race is None and result.spent_steps == len(result.range_test.train_losses)
     assert result.schedule == "onecycle(40)"
     assert result.finder_schedule == "cosine"  # one-cycle ends far below its peak
     expected = result.range_test.suggest(schedule="cosine").lr
@@ -404,7 +426,7 @@ def test_auto_quick_uses_one_cycle_and_the_decaying_rule(tmp_path: Path) -> None
 
 
 def test_auto_budget_differs_from_check_run() -> None:
-    result = auto(task="digits", total_steps=5000, train_steps=30, range_steps=20)
+    result = auto(task="digits", total_steps=5000, train_steps=30, range_steps=20, budget=0)
     assert result.schedule == "cosine(5000)" and result.total_steps == 5000
     assert result.train_schedule == "cosine(30)"
     assert any("same kind of schedule over 30 steps" in n for n in result.notes)
@@ -444,3 +466,45 @@ def test_no_clear_answer_falls_back_to_the_advisor_and_says_why(tmp_path: Path) 
     assert "drawn over 1000 steps (no budget given)" in md  # plateau(): no step budget
     page = result.report["html"].read_text()
     assert page.count('<a class="thumb"') == 2  # range test and schedule: no check run
+
+
+def test_without_a_run_length_an_explicit_budget_is_an_error() -> None:
+    with pytest.raises(ValueError, match="total_steps must be given for a race"):
+        auto(_user_setup(), range_steps=20, budget=2)
+
+
+def test_the_default_budget_falls_back_to_the_quick_answer_when_a_race_cannot_fit() -> None:
+    result = auto(task="digits", train_steps=10, range_steps=10, max_attempts=1)
+    assert result.race is None and not result.lr_source.startswith("race")
+    assert any(n.startswith("no race: budget=3 is too small") for n in result.notes)
+
+
+def test_a_check_run_whose_lr_is_too_high_lowers_it_and_checks_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from lrkit.pipeline import _pipeline
+
+    # force a far too high lr for Adam: the check run goes wrong, its diagnosis asks for a
+    # lower lr (a third for oscillation, a tenth for divergence); the loop follows it, at most
+    # max_attempts runs
+    monkeypatch.setattr(_pipeline, "_answer", lambda *args: (30.0, "forced"))
+    result = auto(
+        task="digits", train_steps=40, range_steps=20, budget=0, max_attempts=3, out=tmp_path
+    )
+    lrs = [a.lr for a in result.attempts]
+    assert lrs[0] == 30.0 and len(lrs) >= 2
+    for a, b in zip(result.attempts, result.attempts[1:], strict=False):
+        assert a.factor is not None and b.lr == pytest.approx(a.lr * a.factor)
+        assert a.decision.startswith("multiply the learning rate by")
+    first = result.attempts[0]
+    assert first.verdict in ("diverged", "diverging", "oscillating", "spiking")
+    assert first.factor is not None
+    assert first.factor < 1
+    # the recommendation is the attempt that settled (or the best of them)
+    assert result.lr in lrs and result.lr < 30.0
+    assert "after the check runs' diagnosis" in result.lr_source
+    md = result.report["markdown"].read_text()
+    assert "## Check runs (closed loop)" in md
+    assert md.count("| multiply the learning rate by") == len(result.attempts) - (
+        result.attempts[-1].factor is None
+    )

@@ -1,4 +1,4 @@
-"""``lrkit auto``: advise -> range test -> schedule -> guarded check run -> diagnosis -> report."""
+"""``lrkit auto``: advise -> range test -> race -> schedule -> guarded check runs -> report."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from lrkit.cli._options import (
     BatchSize,
     Budget,
     FineTuning,
-    Quick,
     ReferenceBatchSize,
     SetupTarget,
     TaskName,
@@ -58,10 +57,30 @@ def auto_command(
         ),
     ] = None,
     fine_tuning: FineTuning = False,
-    quick: Quick = False,
+    one_cycle: Annotated[
+        bool, typer.Option("--one-cycle", help="Short training from scratch (one-cycle).")
+    ] = False,
     batch_size: BatchSize = None,
     reference_batch_size: ReferenceBatchSize = None,
     steps: Budget = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget",
+            help="Search budget in runs of --steps, range test included (default 3): "
+            "a race of candidate lrs on validation loss.",
+        ),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The range test alone (--budget 0).")
+    ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Local worker processes for the race (tasks).")
+    ] = 1,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="Keep the race's trials here (file or URL; resumable)."),
+    ] = None,
     train_steps: Annotated[
         int, typer.Option("--train-steps", help="Steps of the guarded check run (0: none).")
     ] = 0,
@@ -74,7 +93,7 @@ def auto_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """The main job: find the learning rate and schedule for a setup, check it, report."""
+    """The main job: find the learning rate and schedule for a setup, verify it, report."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -116,7 +135,11 @@ def auto_command(
             batch_size=batch_size,
             reference_batch_size=reference_batch_size,
             total_steps=steps,
+            budget=budget,
             quick=quick,
+            one_cycle=one_cycle,
+            workers=workers,
+            storage=storage,
             train_steps=train_steps,
             range_steps=range_steps,
             seed=seed,
@@ -134,12 +157,24 @@ def auto_command(
     table.add_column()
     table.add_row("optimizer / model", f"{result.optimizer} + {result.architecture}")
     table.add_row("learning rate", f"[bold green]{fmt_lr(result.lr)}[/]  ({result.lr_source})")
+    race = result.race
+    if race is not None:
+        spent = f"{race.spent_budgets:.2f} of {race.budget:g} runs of {race.total_steps} steps"
+        table.add_row("search", f"race of {len(race.candidates)} candidates, {spent}")
+    else:
+        steps_spent = f"{result.spent_steps} steps"
+        table.add_row("search", f"range test only ({steps_spent})")
     if result.lr_range is not None:
         low, high = result.lr_range
         table.add_row("range", f"{fmt_lr(low)} .. {fmt_lr(high)}")
     table.add_row("schedule", f"[cyan]{result.schedule}[/]  ({result.advice.schedule_name})")
     table.add_row("advisor's start", fmt_lr(result.advice.lr))
     diagnosis = result.diagnosis
+    if len(result.attempts) > 1:
+        table.add_row(
+            "check runs",
+            "; ".join(f"{fmt_lr(a.lr)}: {a.verdict}" for a in result.attempts),
+        )
     if diagnosis is not None:
         verdict = str(diagnosis.verdict)
         color = "green" if verdict == "healthy" else "yellow"

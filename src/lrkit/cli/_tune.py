@@ -6,6 +6,7 @@ Examples::
     lrkit tune train.py:objective --trials 50 --workers 2 --storage study.journal
     lrkit tune train.py:objective --trials 200 --storage postgresql://me:pw@db/hpo --study lr1
     lrkit tune --show --storage postgresql://me:pw@db/hpo --study lr1
+    lrkit tune --task digits --auto --budget 3 --workers 2     # the race (lrkit.race.run_race)
 """
 
 from __future__ import annotations
@@ -251,8 +252,22 @@ def tune_command(
     ] = None,
     auto: Annotated[
         bool,
-        typer.Option("--auto", help="With --task: run the range test first, search around it."),
+        typer.Option(
+            "--auto",
+            help="With --task: the race (range test, then successive halving of candidate lrs "
+            "on validation loss), within --budget runs.",
+        ),
     ] = False,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="With --auto: the search budget in runs (default 3)."),
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule", help="With --auto: your schedule, e.g. cosine (default constant)."
+        ),
+    ] = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write lr-vs-value and history plots here.")
     ] = None,
@@ -287,33 +302,44 @@ def tune_command(
 
     if (target is None) == (task is None):
         raise UserError("give either TARGET (module:function or file.py:function) or --task NAME")
+    if not auto and (budget is not None or schedule is not None):
+        raise UserError("--budget and --schedule apply to --auto (the race) only")
+    if auto:
+        if task is None:
+            raise UserError("--auto needs --task (the race trains the task's setup)")
+        given = [
+            name
+            for name, value, default in (
+                ("--trials", trials, None),
+                ("--lr-range", lr_range, None),
+                ("--strategy", strategy, "tpe"),
+                ("--early-stopping", early_stopping, "none"),
+                ("--timeout", timeout, None),
+            )
+            if value != default
+        ]
+        if given:
+            raise UserError(
+                f"--auto runs the race, whose trials follow from --budget: drop {', '.join(given)}"
+            )
+        return _race(task, budget, schedule, steps, seed, workers, storage, study, as_json, plot)
     if trials is None and strategy != "grid":
         raise UserError("--trials N is required (the number of finished trials to reach)")
-    if auto and task is None:
-        raise UserError("--auto needs --task (the range test runs on the task's setup)")
-    if auto and lr_range is not None:
-        raise UserError("give --auto or --lr-range, not both")
     if steps is not None and task is None:
         raise UserError("--steps applies to --task only (a TARGET controls its own training)")
     bounds = _parse_range(lr_range)
     space: Any = None if bounds is None else {"lr": ("log", *bounds)}
 
     objective: Any
-    setup: Any = None
     max_steps: int | None = None
     study_name = study
     if task is not None:
-        from lrkit.tasks import get_task
         from lrkit.tuning._task import TaskObjective
 
         objective = TaskObjective(task, steps=steps, seed=0 if seed is None else seed)
         max_steps = objective.budget
-        if auto:
-            space, setup = "auto", get_task(task)
         if study_name is None:
-            study_name = f"lrkit-task-{task}-{strategy.value}-{early_stopping.value}" + (
-                "-auto" if auto else ""
-            )
+            study_name = f"lrkit-task-{task}-{strategy.value}-{early_stopping.value}"
     else:
         assert target is not None
         from lrkit.cli._target import load_target
@@ -360,7 +386,6 @@ def tune_command(
                 timeout=timeout,
                 workers=workers,
                 max_steps=max_steps,
-                setup=setup,
                 threads_per_worker=1 if workers > 1 else None,
                 on_trial=on_trial,
             )
@@ -373,3 +398,95 @@ def tune_command(
             )
             raise typer.Exit(128 + exc.signum) from None
     return _output(result, as_json, plot)
+
+
+def _race(
+    task: str,
+    budget: float | None,
+    schedule: str | None,
+    steps: int | None,
+    seed: int | None,
+    workers: int,
+    storage: str | None,
+    study: str | None,
+    as_json: bool,
+    plot: Path | None,
+) -> int:
+    """``lrkit tune --task NAME --auto``: the race of :func:`lrkit.race.run_race` (the engine
+    of ``lrkit auto``), on ``tune``'s Optuna study, workers and storage."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from lrkit.race import DEFAULT_BUDGET, run_race
+
+    with Progress(
+        TextColumn("[bold]{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=as_json or not err_console.is_terminal,
+    ) as progress:
+        bars: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=total)
+            progress.update(bars[stage], completed=done, total=total)
+
+        result = run_race(
+            task,
+            schedule=schedule or "constant",
+            total_steps=steps,
+            budget=DEFAULT_BUDGET if budget is None else budget,
+            seed=0 if seed is None else seed,
+            workers=workers,
+            storage=storage,
+            study_name=study,
+            progress=on_progress,
+        )
+    if plot is not None:
+        require("matplotlib", "plot")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ax = result.plot()
+        fig = ax.get_figure(root=True)
+        assert fig is not None
+        fig.savefig(plot, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict(), default=str))
+        return 0 if result.lr is not None else 1
+    table = Table(title=f"race on {task!r} ({result.schedule}, {result.total_steps} steps)")
+    for column in ("lr", "outcome", "validation loss per rung", "why"):
+        table.add_column(column, justify="right" if column == "lr" else "left")
+    for c in result.candidates:
+        table.add_row(
+            f"{c.lr:.4g}",
+            c.state + (" (winner)" if c.winner else ""),
+            ", ".join(f"{t.value:.4g}" if t.value is not None else t.state for t in c.trials),
+            c.reason,
+        )
+    console.print(table)
+    console.print(
+        f"lr {'-' if result.lr is None else f'{result.lr:.4g}'}: {result.reason}\n"
+        f"spent {result.spent_steps} steps = {result.spent_budgets:.2f} of {result.budget:g} "
+        f"runs (range test {result.stage_steps.get('range test', 0)}); study "
+        f"{result.study_name!r} in {result.storage}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    if plot is not None:
+        console.print(f"plot written to {plot}", highlight=False)
+    return 0 if result.lr is not None else 1

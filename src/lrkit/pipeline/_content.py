@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from lrkit._optional import require
 from lrkit.advice import fmt_lr
 from lrkit.pipeline._report import Card, Figure, ReportContent, Section, Tone
+from lrkit.pipeline._result import lr_of, training_curves
 
 if TYPE_CHECKING:
-    from lrkit.pipeline._pipeline import AutoResult
+    from lrkit.pipeline._result import AutoResult
 
 __all__ = ["build_content"]
 
@@ -73,94 +74,25 @@ def _schedule_figure(result: AutoResult) -> Figure | None:
     )
 
 
-def _finite(values: list[Any]) -> list[float]:
-    return [float(v) if v is not None and math.isfinite(float(v)) else math.nan for v in values]
-
-
 def _training_figure(result: AutoResult) -> Figure | None:
-    training = result.training
-    if training is None:
-        return None
-    from lrkit.pipeline._pipeline import _curves
-
-    train_loss, val_steps, val_loss, lrs = _curves(training, [])
-    ax = _new_axes()
+    """The last check run: lrkit.plotting's diagnosis figure, with the Guard's events."""
     diagnosis = result.diagnosis
-    raw_smooth = getattr(diagnosis, "smoothed", None)
-    smoothed: list[Any] = [] if raw_smooth is None else list(raw_smooth)
-    has_smooth = len(smoothed) == len(train_loss) > 0
-    ax.plot(
-        range(len(train_loss)),
-        _finite(train_loss),
-        lw=0.8,
-        color="tab:blue",
-        alpha=0.35 if has_smooth else 0.9,
-        label="train loss",
-    )
-    if has_smooth:
-        ax.plot(
-            range(len(train_loss)),
-            _finite(smoothed),
-            lw=1.6,
-            color="tab:blue",
-            label="train loss (smoothed)",
-        )
-    if val_loss:
-        ax.plot(
-            val_steps,
-            _finite(val_loss),
-            "o-",
-            ms=3,
-            lw=1.4,
-            color="tab:orange",
-            label="validation loss",
-        )
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss")
-    shown = [v for v in _finite(train_loss) + _finite(val_loss) if not math.isnan(v)]
-    if shown and min(shown) > 0 and max(shown) / min(shown) > 20:
-        ax.set_yscale("log")
-        ax.set_ylabel("loss (log scale)")
-    ax.grid(True, alpha=0.3)
-    for finding in list(getattr(diagnosis, "findings", []) or []):
-        onset = getattr(finding, "onset_step", None)
-        if onset is None:
-            continue
-        ax.axvline(onset, color="tab:red", ls="--", lw=1.0)
-        ax.annotate(
-            str(getattr(finding, "kind", getattr(finding, "verdict", "finding"))),
-            (onset, 1.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, -12),
-            textcoords="offset points",
-            fontsize=8,
-            color="tab:red",
-        )
+    plot = getattr(diagnosis, "plot", None)
+    if result.training is None or not callable(plot):
+        return None
+    ax = _new_axes()
+    plot(ax=ax)
     for event in result.guard_events:
         step = event.get("step")
         if isinstance(step, int):
             ax.axvline(step, color="tab:purple", ls=":", lw=1.0)
-    lines, labels = ax.get_legend_handles_labels()
-    if lrs:
-        twin = ax.twinx()
-        twin.plot(range(len(lrs)), lrs, color="tab:gray", lw=1.0, ls="--", label="learning rate")
-        twin.set_ylabel("learning rate", color="tab:gray")
-        twin.tick_params(axis="y", labelcolor="tab:gray", labelsize=8)
-        more, more_labels = twin.get_legend_handles_labels()
-        lines, labels = lines + more, labels + more_labels
-    # under the plot, where it covers neither the curves nor the finding labels
-    ax.legend(
-        lines,
-        labels,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.16),
-        ncol=len(labels),
-        fontsize=8,
-        frameon=False,
-    )
     verdict = getattr(diagnosis, "verdict", None)
+    runs = len(result.attempts)
+    which = f"check run {runs} of {runs}" if runs > 1 else "check run"
+    ax.set_title("")  # the diagnosis figure's own title: the verdict, said below
     ax.set_title(
-        f"Check run: {result.train_steps} steps" + (f" - diagnosis: {verdict}" if verdict else ""),
+        f"{which.capitalize()}: {result.train_steps} steps at {fmt_lr(result.attempts[-1].lr)}"
+        + (f" - diagnosis: {verdict}" if verdict else ""),
         fontsize=11,
         loc="left",
     )
@@ -168,8 +100,121 @@ def _training_figure(result: AutoResult) -> Figure | None:
         "training",
         _png(ax),
         "training and validation loss of the check run",
-        "The check run with the recommended schedule; dashed red lines mark where a problem "
+        "The last check run with the recommended schedule; dashed lines mark where a problem "
         "started, dotted purple lines the Guard's events.",
+    )
+
+
+def _race_figure(result: AutoResult) -> Figure | None:
+    """The race next to the range test it started from."""
+    race = result.race
+    if race is None or not race.candidates:
+        return None
+    from lrkit.plotting import plot_race, plot_race_range
+
+    mfigure = require("matplotlib.figure", "plot")
+    fig = mfigure.Figure(figsize=(11.5, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=(1, 1.25))
+    plot_race_range(race, ax=left)
+    plot_race(race, ax=right)
+    return Figure(
+        "race",
+        _png(right),
+        "the race: each candidate's validation loss on each rung, next to the range test",
+        "Left: the range test, the interval raced over and each candidate. Right: each "
+        "candidate's validation loss on each rung (dashed: the first, shortest rung); a cross "
+        "marks where successive halving stopped it, red at the top where the Guard did; the "
+        "star is the winner.",
+    )
+
+
+def _race_sections(result: AutoResult) -> list[Section]:
+    race = result.race
+    if race is None:
+        return []
+    total = race.total_steps
+    rows = [
+        (
+            f"{c.lr:.3g}" + (" (winner)" if c.winner else ""),
+            c.state,
+            ", ".join(f"{t.value:.4g}" if t.value is not None else t.state for t in c.trials),
+            c.reason,
+        )
+        for c in race.candidates
+    ]
+    rungs = ", then ".join(f"{r.count} x {r.steps} steps" for r in race.rungs)
+    paragraphs = [
+        f"Candidates: {race.interval.reason if race.interval else 'none'}; "
+        f"{len(race.candidates)} points of a log lattice (3 a decade). Successive halving: "
+        f"{rungs}; the best third of each rung goes on. Every trial trains a fresh copy with "
+        f"the schedule as the run starts it (compress={race.compress!r}), "
+        "watched by a Guard, and is scored on validation loss "
+        f"({race.validation}).",
+        f"{race.reason}. The range test alone would have said {fmt_lr(race.quick_lr)}."
+        if race.quick_lr is not None
+        else f"{race.reason}.",
+    ]
+    sections = [
+        Section(
+            "Race",
+            paragraphs=tuple(paragraphs),
+            figure=_race_figure(result),
+            headers=("learning rate", "outcome", "validation loss per rung", "why"),
+            rows=tuple(rows),
+            anchor="race",
+            highlight=tuple(i for i, c in enumerate(race.candidates) if c.winner),
+        )
+    ]
+    cost: list[tuple[str, ...]] = []
+    for stage, steps in race.stage_steps.items():
+        what = "range test"
+        if stage.startswith("rung "):
+            r = race.rungs[int(stage.split()[1])]
+            what = f"{stage}: {r.count} candidates x {r.steps} steps"
+        cost.append((what, str(steps), f"{steps / total:.2f}"))
+    cost.append(("search in all", str(race.spent_steps), f"{race.spent_budgets:.2f}"))
+    for i, attempt in enumerate(result.attempts):
+        n = len(attempt.training.train_loss) if attempt.training is not None else 0
+        cost.append((f"check run {i + 1} (after choosing)", str(n), f"{n / total:.2f}"))
+    sections.append(
+        Section(
+            "What each stage cost",
+            paragraphs=(
+                f"Optimizer steps, and the same in runs of your {total} steps. The budget was "
+                f"{race.budget:g} runs for the search (range test and race); check runs come "
+                "after the choice.",
+            ),
+            headers=("stage", "optimizer steps", "runs"),
+            rows=tuple(cost),
+            anchor="cost",
+        )
+    )
+    return sections
+
+
+def _attempts_section(result: AutoResult) -> Section | None:
+    if len(result.attempts) < 2 and not any(a.factor for a in result.attempts):
+        return None
+    rows = tuple(
+        (
+            str(i + 1),
+            fmt_lr(a.lr),
+            str(a.verdict),
+            str(len(a.guard_events)),
+            f"{a.final_val_loss:.4g}" if math.isfinite(a.final_val_loss) else "-",
+            a.decision,
+        )
+        for i, a in enumerate(result.attempts)
+    )
+    return Section(
+        "Check runs (closed loop)",
+        paragraphs=(
+            "When a check run's diagnosis (or its Guard) says the learning rate is too high or "
+            "too low, the lr is changed as it says and checked again.",
+        ),
+        headers=("run", "learning rate", "diagnosis", "guard events", "val loss", "then"),
+        rows=rows,
+        anchor="attempts",
     )
 
 
@@ -182,9 +227,7 @@ def _tone(verdict: str | None) -> Tone:
 
 
 def _final_loss(training: Any) -> str:
-    from lrkit.pipeline._pipeline import _curves
-
-    train_loss, _, val_loss, _ = _curves(training, [])
+    train_loss, _, val_loss, _ = training_curves(training)
     parts = []
     if train_loss:
         parts.append(f"final train loss {float(train_loss[-1]):.4g}")
@@ -201,16 +244,15 @@ def build_content(result: AutoResult) -> ReportContent:
     action = getattr(diagnosis, "action", None)
     action_text = str(getattr(action, "text", action) or "") if action is not None else ""
 
+    race = result.race
     cards = [
         Card("Learning rate", fmt_lr(result.lr), result.lr_source, "good"),
         Card(
-            "Search range",
-            "-"
-            if result.lr_range is None
-            else f"{fmt_lr(result.lr_range[0])} .. {fmt_lr(result.lr_range[1])}",
-            "from the range test (cyclic / one-cycle bounds)"
-            if result.lr_range is not None
-            else "the range test gave none",
+            "Search",
+            f"race of {len(race.candidates)}" if race is not None else "range test",
+            f"{race.spent_budgets:.2f} of {race.budget:g} runs spent"
+            if race is not None
+            else "the quick answer (budget 0)",
         ),
         Card("Schedule", advice.schedule_name, result.schedule),
         Card(
@@ -231,6 +273,11 @@ def build_content(result: AutoResult) -> ReportContent:
         headline += f" ({final})." if final else "."
         if verdict not in _GOOD and action_text:
             headline += f" The diagnosis says: {action_text}."
+    verified = (
+        "the race verified it on validation loss"
+        if race is not None and race.lr is not None
+        else "the range test measured this model and data"
+    )
     sections: list[Section] = [
         Section(
             "Recommendation",
@@ -238,8 +285,7 @@ def build_content(result: AutoResult) -> ReportContent:
                 f"Optimizer {result.optimizer}, peak learning rate {fmt_lr(result.lr)} "
                 f"({result.lr_source}), schedule {result.schedule}. "
                 + (
-                    f"The advisor's starting point was {fmt_lr(advice.lr)}; the range test "
-                    "measured this model and data."
+                    f"The advisor's starting point was {fmt_lr(advice.lr)}; {verified}."
                     if result.suggestion is not None
                     else "The range test gave no clear answer, so this is the advisor's "
                     "generic starting point"
@@ -305,6 +351,7 @@ def build_content(result: AutoResult) -> ReportContent:
                 highlight=tuple(highlight),
             )
         )
+    sections += _race_sections(result)
     sections.append(
         Section(
             "Schedule",
@@ -343,7 +390,8 @@ def build_content(result: AutoResult) -> ReportContent:
                 "Check run and diagnosis",
                 paragraphs=(
                     f"{result.train_steps} steps with {result.train_schedule} at peak lr "
-                    f"{fmt_lr(result.lr)}, watched live by a Guard (warn policy: it records, it "
+                    f"{fmt_lr(result.attempts[-1].lr if result.attempts else result.lr)}, "
+                    "watched live by a Guard (warn policy: it records, it "
                     f"does not intervene), which recorded {len(result.guard_events)} event(s). "
                     f"Diagnosis: {verdict}." + (f" Action: {action_text}." if action_text else ""),
                 ),
@@ -353,6 +401,9 @@ def build_content(result: AutoResult) -> ReportContent:
                 anchor="diagnosis",
             )
         )
+        attempts = _attempts_section(result)
+        if attempts is not None:
+            sections.append(attempts)
     sections.append(
         Section(
             "Why these numbers",
@@ -377,7 +428,8 @@ def build_content(result: AutoResult) -> ReportContent:
         (label, result.timings[key])
         for key, label in (
             ("range_test", "range test"),
-            ("training", "check run"),
+            ("race", "race"),
+            ("training", "check runs" if len(result.attempts) > 1 else "check run"),
         )
         if key in result.timings
     ]
@@ -396,9 +448,7 @@ def build_content(result: AutoResult) -> ReportContent:
 
 
 def _lr_text(value: Any) -> str:
-    from lrkit.pipeline._pipeline import _lr_of
-
-    lr = _lr_of(value)
+    lr = lr_of(value)
     return fmt_lr(lr) if lr is not None else "no clear answer"
 
 

@@ -1,333 +1,59 @@
-"""``lrkit.auto``: advise -> range test -> suggestion -> schedule -> guarded check run -> report.
+"""``lrkit.auto``: advise -> range test -> race -> schedule -> guarded check runs -> report.
 
 Each stage is a public lrkit function; this module only chains them and keeps what each found:
 
 1. :func:`lrkit.advice.advise` for the optimizer and architecture (read from the setup when
-   not given) gives a starting point and the sweep of the range test;
+   not given) gives a starting point, the schedule for the run's length and the range test's
+   sweep;
 2. :func:`lrkit.finder.find_lr` runs the range test (it restores the model and optimizer);
-3. the schedule is chosen by the advisor for the step budget, and the range test's suggestion
-   *for that schedule* (``RangeTest.suggest(schedule=...)``) becomes its peak learning rate;
-4. optionally a short training run (``train_steps``) with that schedule, watched by a live
-   :class:`lrkit.diagnosis.Guard` (warn policy: it records, it does not intervene), on a copy of
-   the model and optimizer (the user's objects are never changed);
-5. :func:`lrkit.diagnosis.diagnose` reads that run;
-6. a report (HTML + markdown + PNGs + JSON) when ``out`` is given.
+3. :func:`lrkit.race.run_race` races candidates from that range test on validation loss within
+   ``budget`` runs (the verified answer); with ``budget=0`` (``quick``) the range test's own
+   suggestion *for the schedule* (``RangeTest.suggest(schedule=...)``) is the answer;
+4. optionally guarded check runs (``train_steps``) with that lr and schedule on a copy of the
+   model and optimizer, each read by :func:`lrkit.diagnosis.diagnose`: when the diagnosis (or
+   the Guard) says the lr is too high or too low, the lr is changed as it says and checked
+   again, at most ``max_attempts`` runs;
+5. a report (HTML + markdown + PNGs + JSON) when ``out`` is given.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lrkit._setup import Setup, as_setup
 from lrkit._threads import torch_threads
-from lrkit._validate import check_int, fail
-from lrkit.advice import Advice, advise, fmt_lr
+from lrkit._validate import check_int, check_real, fail
+from lrkit.advice import advise, fmt_lr
 from lrkit.advice._advice import normalize_architecture, normalize_optimizer
+from lrkit.finder._rules import schedule_family as finder_schedule
+from lrkit.pipeline._infer import choose_name, infer_architecture, infer_optimizer
+from lrkit.pipeline._result import Attempt, AutoResult, lr_of, training_curves
+from lrkit.pipeline._snippet import optimizer_kwargs
 
-__all__ = [
-    "AutoResult",
-    "Progress",
-    "auto",
-    "code_snippet",
-    "finder_schedule",
-    "infer_architecture",
-    "infer_optimizer",
-]
+__all__ = ["Progress", "auto", "finder_schedule"]
 
 logger = logging.getLogger(__name__)
 
 #: torch threads while a built-in task runs (restored afterwards)
 _TASK_THREADS = 1
+#: check runs of the closed loop at most (the first one and two corrections)
+MAX_ATTEMPTS = 3
+#: the lr change when the Guard saw the loss blow up and the diagnosis named no factor
+_GUARD_FACTOR = 1 / 3
 
-#: ``progress(stage, done, total)``: stage is "range test", "training" or "report"
+#: ``progress(stage, done, total)``: stage is "range test", "race", "training" or "report"
 Progress = Callable[[str, int, int], None]
 
 
-# ---------------------------------------------------------------------------------- inference
-def infer_optimizer(optimizer: torch.optim.Optimizer) -> str:
-    """The advisor's name for a torch optimizer (``SGD(momentum=0.9)`` -> ``"sgd_momentum"``).
-
-    Raises ValueError for optimizers the advisor does not know (pass ``optimizer=`` then).
-
-    Example:
-        >>> import torch
-        >>> p = [torch.nn.Parameter(torch.zeros(1))]
-        >>> infer_optimizer(torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True))
-        'nesterov'
-    """
-    name = type(optimizer).__name__.lower()
-    if isinstance(optimizer, torch.optim.SGD):
-        momentum = float(optimizer.defaults.get("momentum", 0.0) or 0.0)
-        if momentum > 0 and optimizer.defaults.get("nesterov"):
-            return "nesterov"
-        return "sgd_momentum" if momentum > 0 else "sgd"
-    for cls, key in (
-        (torch.optim.AdamW, "adamw"),
-        (torch.optim.Adam, "adam"),
-        (torch.optim.RMSprop, "rmsprop"),
-        (torch.optim.Adagrad, "adagrad"),
-    ):
-        if isinstance(optimizer, cls):
-            return key
-    if "lion" in name:
-        return "lion"
-    fail(
-        "optimizer",
-        type(optimizer).__name__,
-        "an optimizer the advisor knows (SGD, Adam, AdamW, RMSprop, Adagrad, Lion); "
-        "pass optimizer=NAME (--optimizer) to name the closest one",
-    )
-
-
-def infer_architecture(model: torch.nn.Module) -> str:
-    """The advisor's architecture name for ``model``, from the layers it contains.
-
-    Attention layers -> transformer; recurrent layers -> rnn; convolutions -> cnn (resnet when
-    a module's class name says so); only linear layers -> mlp. Raises ValueError otherwise.
-
-    Example:
-        >>> import torch
-        >>> infer_architecture(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU()))
-        'mlp'
-    """
-    modules = list(model.modules())
-    names = {type(m).__name__.lower() for m in modules}
-    if any(
-        isinstance(
-            m,
-            (
-                torch.nn.MultiheadAttention,
-                torch.nn.TransformerEncoderLayer,
-                torch.nn.TransformerDecoderLayer,
-            ),
-        )
-        for m in modules
-    ) or any("attention" in n for n in names):
-        return "transformer"
-    if any(isinstance(m, torch.nn.RNNBase) for m in modules):
-        return "rnn"
-    if any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in modules):
-        if any("resnet" in n or n in ("basicblock", "bottleneck") for n in names):
-            return "resnet"
-        return "cnn"
-    if any(isinstance(m, torch.nn.Linear) for m in modules):
-        return "mlp"
-    fail(
-        "architecture",
-        type(model).__name__,
-        "a model whose kind lrkit can tell (linear, convolution, recurrent or attention "
-        "layers); pass architecture=NAME (--arch)",
-    )
-
-
-# ---------------------------------------------------------------------------------- result
-@dataclass
-class AutoResult:
-    """Everything ``auto`` found. ``lr`` with ``schedule`` is the recommendation.
-
-    ``lr_source`` says where ``lr`` came from (the range test's schedule-aware suggestion, or
-    the advisor when the range test gave no clear answer, with the reason in ``notes``).
-    ``training``, ``guard_events`` and ``diagnosis`` are empty without a check run;
-    ``report`` holds the written paths (``html``, ``markdown``, ``json``, PNGs) when ``out``
-    was given.
-    """
-
-    name: str
-    optimizer: str
-    architecture: str
-    advice: Advice
-    lr: float
-    lr_source: str
-    schedule: str
-    total_steps: int | None
-    range_test: Any = None
-    suggestion: float | None = None
-    suggestion_reason: str | None = None
-    finder_schedule: str = "constant"
-    lr_range: tuple[float, float] | None = None
-    train_steps: int = 0
-    train_schedule: str | None = None
-    training: Any = None
-    guard_events: list[dict[str, Any]] = field(default_factory=list)
-    diagnosis: Any = None
-    report: dict[str, Path] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    inferred: dict[str, str] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def snippet(self) -> str:
-        """Copy-pasteable code: the optimizer and ``lrkit.schedules.attach``."""
-        return code_snippet(
-            self.optimizer, self.lr, self.schedule, self.total_steps, self.optimizer_kwargs
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable summary (the range test and diagnosis via their ``to_dict``)."""
-
-        def _sub(obj: Any) -> Any:
-            if obj is None:
-                return None
-            to_dict = getattr(obj, "to_dict", None)
-            return to_dict() if callable(to_dict) else repr(obj)
-
-        return {
-            "name": self.name,
-            "optimizer": self.optimizer,
-            "optimizer_kwargs": {k: _jsonable(v) for k, v in self.optimizer_kwargs.items()},
-            "architecture": self.architecture,
-            "inferred": dict(self.inferred),
-            "lr": self.lr,
-            "lr_source": self.lr_source,
-            "schedule": self.schedule,
-            "total_steps": self.total_steps,
-            "suggestion": self.suggestion,
-            "suggestion_reason": self.suggestion_reason,
-            "finder_schedule": self.finder_schedule,
-            "lr_range": None if self.lr_range is None else list(self.lr_range),
-            "advice": self.advice.to_dict(),
-            "range_test": _sub(self.range_test),
-            "train_steps": self.train_steps,
-            "train_schedule": self.train_schedule,
-            "training": _training_dict(self.training),
-            "guard_events": [_jsonable(e) for e in self.guard_events],
-            "diagnosis": _sub(self.diagnosis),
-            "report": {k: str(v) for k, v in self.report.items()},
-            "notes": list(self.notes),
-            "timings": dict(self.timings),
-            "snippet": self.snippet,
-        }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return _jsonable(float(value.item()))
-    item = getattr(value, "item", None)
-    if callable(item):
-        return _jsonable(item())
-    return str(value)
-
-
-# ---------------------------------------------------------------------------------- snippet
-_TORCH_CLASS = {
-    "sgd": ("torch.optim.SGD", {}),
-    "sgd_momentum": ("torch.optim.SGD", {"momentum": 0.9}),
-    "nesterov": ("torch.optim.SGD", {"momentum": 0.9, "nesterov": True}),
-    "adam": ("torch.optim.Adam", {}),
-    "adamw": ("torch.optim.AdamW", {}),
-    "rmsprop": ("torch.optim.RMSprop", {}),
-    "adagrad": ("torch.optim.Adagrad", {}),
-    "lion": ("Lion", {}),
-}
-
-
-#: the snippet's lines stay this short (a terminal of 80 columns shows them unbroken)
-_SNIPPET_WIDTH = 79
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, float):
-        return fmt_lr(value) if value != 0 else "0.0"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_literal(v) for v in value) + ")"
-    return repr(value)
-
-
-def code_snippet(
-    optimizer: str,
-    lr: float,
-    schedule: str,
-    total_steps: int | None,
-    kwargs: Mapping[str, Any] | None = None,
-) -> str:
-    """The recommendation as Python: build the optimizer, attach the schedule, step both."""
-    cls, defaults = _TORCH_CLASS[optimizer]
-    options = dict(defaults)
-    options.update(kwargs or {})
-    arguments = ["model.parameters()", f"lr={_literal(lr)}"] + [
-        f"{k}={_literal(v)}" for k, v in options.items()
-    ]
-    call = f"optimizer = {cls}({', '.join(arguments)})"
-    if len(call) > _SNIPPET_WIDTH:  # one argument a line: no terminal wraps it mid-token
-        call = f"optimizer = {cls}(\n" + "".join(f"    {a},\n" for a in arguments) + ")"
-    plateau = schedule.startswith("plateau") or "plateau(" in schedule
-    lines = ["import torch", "from lrkit.schedules import attach", ""]
-    if optimizer == "lion":
-        lines.insert(1, "from lion_pytorch import Lion  # pip install lion-pytorch")
-    lines += [
-        call,
-        f'scheduler = attach(optimizer, "{schedule}")',
-        "",
-    ]
-    if total_steps:
-        lines.append(f"# the schedule spans {total_steps} optimizer steps (all epochs together)")
-    lines += [
-        "for inputs, targets in train_loader:",
-        "    loss = loss_fn(model(inputs), targets)",
-        "    optimizer.zero_grad()",
-        "    loss.backward()",
-        "    optimizer.step()",
-    ]
-    if plateau:
-        lines += [
-            "    scheduler.step()",
-            "    # after each validation pass: scheduler.observe(val_loss)",
-        ]
-    else:
-        lines += ["    scheduler.step()"]
-    return "\n".join(lines) + "\n"
-
-
-def _optimizer_kwargs(optimizer: torch.optim.Optimizer, name: str) -> dict[str, Any]:
-    """Hyper-parameters of the user's optimizer that differ from torch's defaults (not lr)."""
-    try:
-        params = inspect.signature(type(optimizer)).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        return {}
-    implied = _TORCH_CLASS[name][1]
-    result: dict[str, Any] = {}
-    for key, value in optimizer.defaults.items():
-        if key == "lr" or key not in params:
-            continue
-        default = params[key].default
-        if isinstance(value, (bool, int, float, tuple)) and value != default:
-            if implied.get(key) == value:
-                continue
-            result[key] = value
-    return result
-
-
-def _training_dict(training: Any) -> Any:
-    if training is None:
-        return None
-    to_dict = getattr(training, "to_dict", None)
-    if callable(to_dict):
-        return to_dict()
-    return repr(training)
-
-
-# ---------------------------------------------------------------------------------- pipeline
-def _resolve(target: object, task: str | None, seed: int) -> tuple[str, Setup, Any]:
-    """(name, setup, task object or None) from a task name, a Task, a Setup or a mapping."""
+def _resolve(target: object, task: str | None, seed: int) -> tuple[str, Setup, Any, Any]:
+    """(name, setup, task object or None, what the race trains) from a task name, a Task, a
+    Setup or a mapping (a built-in task travels by name: worker processes can load it)."""
     if task is not None and target is not None:
         fail("task", task, "None when a target is given (give one of them)")
     if task is not None or isinstance(target, str):
@@ -335,14 +61,15 @@ def _resolve(target: object, task: str | None, seed: int) -> tuple[str, Setup, A
 
         name = task if task is not None else str(target)
         task_obj = get_task(name)
-        return name, as_setup(task_obj.setup(seed=seed), source=f"task {name!r}"), task_obj
+        setup = as_setup(task_obj.setup(seed=seed), source=f"task {name!r}")
+        return name, setup, task_obj, name
     if target is None:
         fail("target", target, "a Setup, a mapping with model/optimizer/train_loader, or a task")
     if hasattr(target, "setup") and callable(target.setup) and not isinstance(target, Setup):
         name = str(getattr(target, "name", type(target).__name__))
-        return name, as_setup(target.setup(seed=seed), source=f"task {name!r}"), target
+        return name, as_setup(target.setup(seed=seed), source=f"task {name!r}"), target, target
     setup = as_setup(target, source="target")
-    return type(setup.model).__name__, setup, None
+    return type(setup.model).__name__, setup, None, setup
 
 
 def auto(
@@ -355,11 +82,16 @@ def auto(
     batch_size: int | None = None,
     reference_batch_size: int | None = None,
     total_steps: int | None = None,
+    budget: float | None = None,
     quick: bool = False,
+    one_cycle: bool = False,
     train_steps: int = 0,
     range_steps: int = 100,
     eval_every: int | None = None,
     seed: int = 0,
+    workers: int = 1,
+    storage: object = None,
+    max_attempts: int = MAX_ATTEMPTS,
     out: str | Path | None = None,
     progress: Progress | None = None,
 ) -> AutoResult:
@@ -371,34 +103,53 @@ def auto(
             ``step_fn``), a built-in task name, or a task object.
         task: a built-in task name (instead of ``target``), e.g. ``"digits"``.
         optimizer, architecture: the advisor's names; read from the setup when omitted.
-        fine_tuning, batch_size, reference_batch_size, quick: passed to :func:`lrkit.advise`.
-        total_steps: your training budget in optimizer steps; the schedule is built for it
-            (default: ``train_steps`` when a check run is asked for).
-        train_steps: length of the guarded check run (0: no training).
+        fine_tuning, batch_size, reference_batch_size: passed to :func:`lrkit.advise`.
+        total_steps: your run's length in optimizer steps; the schedule is built for it and it
+            is the budget's unit (default: ``train_steps``, else a task's budget).
+        budget: how many of your runs the search may cost, range test included: the race of
+            :func:`lrkit.race.run_race` (default :data:`lrkit.race.DEFAULT_BUDGET`; without a
+            run length, or when your run is too short for a race in that budget, the range
+            test's quick answer, with a note). An explicit budget too small is an error.
+        quick: the range test alone (``budget=0``).
+        one_cycle: short training from scratch: the advisor's one-cycle schedule.
+        train_steps: length of each guarded check run (0: none).
         range_steps: steps of the range test (>= 10).
         eval_every: validation interval of the check run (default: about 10 evaluations).
-        seed: seed of the task setup and of the check run.
+        seed: seed of the task setup, the range test, the race and the check runs.
+        workers, storage: the race's local worker processes and Optuna storage (see
+            :func:`lrkit.race.run_race`).
+        max_attempts: check runs at most: a run whose diagnosis says the lr is too high or
+            too low is followed by one at the corrected lr.
         out: directory for the report (``report.html``, ``report.md``, PNGs, ``result.json``).
         progress: ``progress(stage, done, total)`` callback (the CLI draws bars with it).
 
     Returns:
-        an :class:`AutoResult` with the advice, the range test, the suggestion and range, the
-        schedule, the check run, the Guard's events, the diagnosis and the report paths.
+        an :class:`AutoResult` with the advice, the range test, the race, the schedule, the
+        check runs (each with its Guard events and diagnosis) and the report paths.
 
     Example:
         >>> from lrkit.pipeline import auto
         >>> result = auto(task="digits", train_steps=200)  # doctest: +SKIP
         >>> print(result.lr, result.schedule)  # doctest: +SKIP
     """
+    from lrkit.race import DEFAULT_BUDGET
+
     range_steps = check_int("range_steps", range_steps, minimum=10)
     train_steps = check_int("train_steps", train_steps, minimum=0)
     seed = check_int("seed", seed, minimum=0)
+    max_attempts = check_int("max_attempts", max_attempts, minimum=1)
     if total_steps is not None:
         total_steps = check_int("total_steps", total_steps, minimum=10)
     if train_steps and train_steps < 10:
         fail("train_steps", train_steps, "0 (no check run) or an integer >= 10")
     if eval_every is not None:
         eval_every = check_int("eval_every", eval_every, minimum=1)
+    if not isinstance(quick, bool):
+        fail("quick", quick, "True or False")
+    if budget is not None:
+        budget = check_real("budget", budget, minimum=0.0)
+        if quick and budget != 0:
+            fail("budget", budget, "0 or None with quick=True (the range test alone)")
     out_dir = None if out is None else Path(out)
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         fail("out", str(out_dir), "a directory (it is a file)")
@@ -407,8 +158,8 @@ def auto(
     notes: list[str] = []
     inferred: dict[str, str] = {}
     t0 = time.perf_counter()
-    name, setup, task_obj = _resolve(target, task, seed)
-    opt_name = _choose(
+    name, setup, task_obj, race_target = _resolve(target, task, seed)
+    opt_name = choose_name(
         "optimizer",
         optimizer,
         getattr(task_obj, "optimizer", None),
@@ -416,7 +167,7 @@ def auto(
         lambda: (infer_optimizer(setup.optimizer), type(setup.optimizer).__name__),
         inferred,
     )
-    arch = _choose(
+    arch = choose_name(
         "architecture",
         architecture,
         getattr(task_obj, "model", None),
@@ -424,63 +175,37 @@ def auto(
         lambda: (infer_architecture(setup.model), f"the layers of {type(setup.model).__name__}"),
         inferred,
     )
-    budget = total_steps if total_steps is not None else (train_steps or None)
+    task_budget = getattr(task_obj, "budget", None)
+    run_steps = (
+        total_steps or train_steps or (task_budget if isinstance(task_budget, int) else None)
+    )
     advice = advise(
         opt_name,
         arch,
         fine_tuning=fine_tuning,
         batch_size=batch_size,
         reference_batch_size=reference_batch_size,
-        total_steps=budget,
-        quick=quick,
+        total_steps=run_steps,
+        quick=one_cycle,
     )
     timings["setup"] = time.perf_counter() - t0
+    if budget and run_steps is not None:  # an explicit budget too small: say so before any work
+        from lrkit.race import check_budget
+
+        check_budget(budget, run_steps, range_steps)
 
     # ------------------------------------------------------------------ range test
-    from lrkit.finder import find_lr
-
-    low, high = advice.lr_range
-    # the finder's own defaults (1e-7 .. 10, what its rule is benchmarked on), widened when the
-    # advisor's range reaches beyond them; the test stops where the loss blows up
-    start_lr, end_lr = min(1e-7, low / 100.0), max(10.0, high * 10.0)
-    t0 = time.perf_counter()
-    on_range = None if progress is None else _stage_callback(progress, "range test", range_steps)
     # the built-in tasks are tiny: one thread is several times faster than two on a busy
     # 2-core machine (threads fight over the cores); a user's setup keeps its own setting
     threads = _TASK_THREADS if task_obj is not None else None
+    t0 = time.perf_counter()
     with torch_threads(threads):
-        if progress is not None:
-            progress("range test", 0, range_steps)
-        range_test = find_lr(
-            setup.model,
-            setup.optimizer,
-            setup.loss_fn,
-            setup.train_loader,
-            val_loader=None,
-            start_lr=start_lr,
-            end_lr=end_lr,
-            num_steps=range_steps,
-            step_fn=setup.step_fn,
-            progress=on_range if on_range is not None else False,
-        )
-        if progress is not None:
-            progress("range test", range_steps, range_steps)
+        range_test = _range_test(setup, advice, range_steps, progress)
     timings["range_test"] = time.perf_counter() - t0
-
-    family = finder_schedule(advice.schedule, budget)
+    family = finder_schedule(advice.schedule, run_steps)
     suggestion, reason = _suggest(range_test, family)
     lr_range = _suggest_range(range_test, family)
-    if suggestion is not None:
-        lr = suggestion
-        lr_source = (
-            f"range test, lrkit's rule for a {family} schedule"
-            if family != "constant"
-            else "range test, lrkit's rule for a constant learning rate"
-        )
-    else:
-        lr = advice.lr
-        lr_source = "advisor (the range test gave no clear answer)"
-        notes.append(f"range test: no clear answer ({reason}); using the advisor's {fmt_lr(lr)}")
+    low, high = advice.lr_range
     if suggestion is not None and not (low / 10 <= suggestion <= high * 10):
         where = "above" if suggestion > high else "below"
         notes.append(
@@ -488,6 +213,22 @@ def auto(
             f"{fmt_lr(low)} .. {fmt_lr(high)}: the table holds generic starting points, the "
             "range test measured this model and data"
         )
+
+    # ------------------------------------------------------------------ race
+    spend = 0.0 if quick else (DEFAULT_BUDGET if budget is None else budget)
+    race = None
+    if spend > 0 and run_steps is None:
+        if budget is not None:
+            fail("total_steps", None, "given for a race (your run's length), or budget=0")
+        notes.append(
+            "no run length given (total_steps / --steps): the range test's quick answer, not a race"
+        )
+    elif spend > 0 and run_steps is not None:
+        t0 = time.perf_counter()
+        race = _race(race_target, advice.schedule, run_steps, spend, budget is None, seed,
+                     workers, storage, range_test, progress, notes)  # fmt: skip
+        timings["race"] = time.perf_counter() - t0
+    lr, lr_source = _answer(race, suggestion, family, advice.lr, reason, notes)
 
     result = AutoResult(
         name=name,
@@ -497,22 +238,25 @@ def auto(
         lr=lr,
         lr_source=lr_source,
         schedule=advice.schedule,
-        total_steps=budget,
+        total_steps=run_steps,
         range_test=range_test,
         suggestion=suggestion,
         suggestion_reason=reason,
         finder_schedule=family,
         lr_range=lr_range,
+        budget=0.0 if race is None else race.budget,
+        race=race,
+        spent_steps=race.spent_steps if race is not None else _steps_of(range_test),
         notes=notes,
         inferred=inferred,
         timings=timings,
-        optimizer_kwargs=_optimizer_kwargs(setup.optimizer, opt_name),
+        optimizer_kwargs=optimizer_kwargs(setup.optimizer, opt_name),
     )
 
-    # ------------------------------------------------------------------ check run
+    # ------------------------------------------------------------------ check runs
     if train_steps:
         train_spec = advice.schedule
-        if budget != train_steps:
+        if run_steps != train_steps:
             train_spec = advise(
                 opt_name,
                 arch,
@@ -520,7 +264,7 @@ def auto(
                 batch_size=batch_size,
                 reference_batch_size=reference_batch_size,
                 total_steps=train_steps,
-                quick=quick,
+                quick=one_cycle,
             ).schedule
             notes.append(
                 f"the check run uses the same kind of schedule over {train_steps} steps: "
@@ -530,7 +274,8 @@ def auto(
         result.train_schedule = train_spec
         t0 = time.perf_counter()
         with torch_threads(threads):
-            _check_run(result, setup, task_obj, train_spec, train_steps, eval_every, seed, progress)
+            _closed_loop(result, setup, task_obj, train_spec, eval_every, seed, max_attempts,
+                         progress)  # fmt: skip
         timings["training"] = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ report
@@ -548,25 +293,96 @@ def auto(
     return result
 
 
-def _choose(
-    what: str,
-    given: str | None,
-    from_task: object,
-    normalize: Callable[[object], str],
-    infer: Callable[[], tuple[str, str]],
-    inferred: dict[str, str],
-) -> str:
-    """The optimizer or architecture name: as given, else the task's, else inferred from the
-    setup (``infer() -> (name, where from)``); the last two are noted in ``inferred``."""
-    if given is not None:
-        return normalize(given)
-    if isinstance(from_task, str):
-        name = normalize(from_task)
-        inferred[what] = f"{name} (read from the task)"
-        return name
-    name, source = infer()
-    inferred[what] = f"{name} (from {source})"
-    return name
+def _steps_of(range_test: Any) -> int:
+    losses = getattr(range_test, "train_losses", None)
+    return len(losses if losses is not None else range_test.losses)
+
+
+def _range_test(setup: Setup, advice: Any, steps: int, progress: Progress | None) -> Any:
+    from lrkit.finder import find_lr
+
+    low, high = advice.lr_range
+    # the finder's own defaults (1e-7 .. 10, what its rule is benchmarked on), widened when the
+    # advisor's range reaches beyond them; the test stops where the loss blows up
+    start_lr, end_lr = min(1e-7, low / 100.0), max(10.0, high * 10.0)
+    on_range = None if progress is None else _stage_callback(progress, "range test", steps)
+    if progress is not None:
+        progress("range test", 0, steps)
+    range_test = find_lr(
+        setup.model,
+        setup.optimizer,
+        setup.loss_fn,
+        setup.train_loader,
+        val_loader=None,
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_steps=steps,
+        step_fn=setup.step_fn,
+        progress=on_range if on_range is not None else False,
+    )
+    if progress is not None:
+        progress("range test", steps, steps)
+    return range_test
+
+
+def _race(
+    target: Any,
+    schedule: str,
+    run_steps: int,
+    budget: float,
+    soft: bool,
+    seed: int,
+    workers: int,
+    storage: object,
+    range_test: Any,
+    progress: Progress | None,
+    notes: list[str],
+) -> Any:
+    """The race, or None (with a note) when the default budget cannot hold one."""
+    from lrkit.race import run_race
+
+    try:
+        return run_race(
+            target,
+            schedule=schedule,
+            total_steps=run_steps,
+            budget=budget,
+            seed=seed,
+            workers=workers,
+            storage=storage,
+            range_test=range_test,
+            progress=progress,
+        )
+    except ValueError as exc:
+        if not (soft and "is too small" in str(exc)):
+            raise
+        notes.append(f"no race: {exc} (the default budget); the range test's quick answer")
+        return None
+
+
+def _answer(
+    race: Any,
+    suggestion: float | None,
+    family: str,
+    advised: float,
+    reason: str | None,
+    notes: list[str],
+) -> tuple[float, str]:
+    """The recommended lr and where it came from: the race, else the range test, else the
+    advisor."""
+    if race is not None and race.lr is not None:
+        n = len(race.candidates)
+        return float(race.lr), (
+            f"race: the best of {n} candidates on validation loss within "
+            f"{race.spent_budgets:.2g} runs"
+        )
+    if race is not None:
+        notes.append(f"the race chose nothing ({race.reason})")
+    if suggestion is not None:
+        kind = f"a {family} schedule" if family != "constant" else "a constant learning rate"
+        return suggestion, f"range test, lrkit's rule for {kind}"
+    notes.append(f"range test: no clear answer ({reason}); using the advisor's {fmt_lr(advised)}")
+    return advised, "advisor (the range test gave no clear answer)"
 
 
 def _stage_callback(progress: Progress, stage: str, total: int) -> Callable[..., None]:
@@ -578,42 +394,10 @@ def _stage_callback(progress: Progress, stage: str, total: int) -> Callable[...,
     return callback
 
 
-def finder_schedule(spec: str, total_steps: int | None = None) -> str:
-    """The schedule family whose suggestion rule fits ``spec`` (``"constant"`` or ``"cosine"``).
-
-    The range test's rules know a constant learning rate and a decay to (near) zero. The family
-    of a schedule is its own kind when the rules know it; otherwise a schedule that ends at 10%
-    of its peak or less over ``total_steps`` is a decay (cosine, linear, one-cycle, step decay,
-    ...), and one that does not (reduce-on-plateau before any cut, inverse square root, or no
-    budget given) is constant. A warmup in front does not change the family.
-
-    Example:
-        >>> finder_schedule("warmup(50, cosine(950))", 1000)
-        'cosine'
-        >>> finder_schedule("onecycle(300)", 300), finder_schedule("plateau()", 300)
-        ('cosine', 'constant')
-    """
-    from lrkit.finder._rules import SCHEDULES
-    from lrkit.schedules import Warmup, parse
-
-    schedule = parse(spec)
-    inner = schedule
-    while isinstance(inner, Warmup):
-        inner = inner.schedule
-    if inner.kind in SCHEDULES:
-        return inner.kind
-    if total_steps is None or total_steps < 2:
-        return "constant"
-    values = schedule.values(total_steps)
-    peak = float(values.max())
-    decays = peak > 0 and float(values[-1]) <= 0.1 * peak
-    return "cosine" if decays and "cosine" in SCHEDULES else "constant"
-
-
 def _suggest(range_test: Any, family: str) -> tuple[float | None, str | None]:
     """The range test's suggestion for the schedule ``family`` and why (or why there is none)."""
     value = range_test.suggest(schedule=family)
-    lr = _lr_of(value)
+    lr = lr_of(value)
     if lr is not None:
         why = getattr(value, "reason", None)
         return lr, str(why) if why else None
@@ -621,27 +405,78 @@ def _suggest(range_test: Any, family: str) -> tuple[float | None, str | None]:
     return None, str(reason) if reason else "no usable descent in the curve"
 
 
-def _lr_of(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) and value > 0 else None
-    lr = getattr(value, "lr", None)
-    return _lr_of(lr) if lr is not None else None
-
-
 def _suggest_range(range_test: Any, family: str) -> tuple[float, float] | None:
     value = range_test.suggest_range(schedule=family)
     if value is None:
         return None
-    low, high = _lr_of(value[0]), _lr_of(value[1])
+    low, high = lr_of(value[0]), lr_of(value[1])
     if low is None or high is None:
         return None
     return low, high
 
 
-def _check_run(
+# ---------------------------------------------------------------------------------- check runs
+def _lr_factor(diagnosis: Any, guard_events: list[dict[str, Any]]) -> float | None:
+    """The lr change the diagnosis asks for (scale_lr, or a rollback with a lower lr); else a
+    third when the Guard saw the loss blow up; else None."""
+    action = getattr(diagnosis, "action", None)
+    params = getattr(action, "params", None) or {}
+    kind = getattr(action, "kind", None)
+    factor = params.get("factor") if kind == "scale_lr" else params.get("lr_factor")
+    if isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0 and factor != 1:
+        return float(factor)
+    if any(e.get("kind") in ("nonfinite", "divergence") for e in guard_events):
+        return _GUARD_FACTOR
+    return None
+
+
+def _closed_loop(
     result: AutoResult,
+    setup: Setup,
+    task_obj: Any,
+    spec: str,
+    eval_every: int | None,
+    seed: int,
+    max_attempts: int,
+    progress: Progress | None,
+) -> None:
+    """Check runs until one needs no lr change (at most ``max_attempts``); keep each."""
+    lr = result.lr
+    for number in range(max_attempts):
+        attempt = _check_run(lr, setup, task_obj, spec, result.train_steps, eval_every, seed,
+                             progress)  # fmt: skip
+        result.attempts.append(attempt)
+        if attempt.factor is None:
+            attempt.decision = "keep the learning rate"
+            break
+        if number == max_attempts - 1:
+            attempt.decision = (
+                f"the diagnosis asks for x{attempt.factor:.3g}; stopped after "
+                f"{max_attempts} check runs"
+            )
+            break
+        attempt.decision = f"multiply the learning rate by {attempt.factor:.3g} and check again"
+        lr = lr * attempt.factor
+    chosen = result.attempts[-1]
+    if chosen.factor is not None:  # never settled: the attempt with the lowest val loss
+        scored = [a for a in result.attempts if math.isfinite(a.final_val_loss)]
+        if scored:
+            chosen = min(scored, key=lambda a: a.final_val_loss)
+    if chosen.lr != result.lr:
+        result.notes.append(
+            f"the check runs moved the learning rate from {fmt_lr(result.lr)} to "
+            f"{fmt_lr(chosen.lr)} ({len(result.attempts)} runs; see the check-run table)"
+        )
+        result.lr_source += f"; then {fmt_lr(chosen.lr)} after the check runs' diagnosis"
+        result.lr = chosen.lr
+    last = result.attempts[-1]
+    result.training = last.training
+    result.guard_events = last.guard_events
+    result.diagnosis = last.diagnosis
+
+
+def _check_run(
+    lr: float,
     setup: Setup,
     task_obj: Any,
     spec: str,
@@ -649,8 +484,9 @@ def _check_run(
     eval_every: int | None,
     seed: int,
     progress: Progress | None,
-) -> None:
-    """Train a copy for ``steps`` steps with the schedule and a live Guard; diagnose the run."""
+) -> Attempt:
+    """Train a copy for ``steps`` steps at ``lr`` with the schedule and a live Guard (warn
+    policy: it records, it does not intervene); diagnose the run."""
     from lrkit.diagnosis import Guard, diagnose
     from lrkit.tasks import train
 
@@ -679,25 +515,27 @@ def _check_run(
     if progress is not None:
         progress("training", 0, steps)
     training = train(
-        source,
-        lr=result.lr,
-        steps=steps,
-        schedule=spec,
-        seed=seed,
-        eval_every=every,
-        on_step=on_step,
+        source, lr=lr, steps=steps, schedule=spec, seed=seed, eval_every=every, on_step=on_step
     )
-    result.training = training
-    result.guard_events = [_event_dict(e) for e in getattr(guard, "events", [])]
-    train_loss, val_steps, val_loss, lrs = _curves(training, losses)
+    events = [_event_dict(e) for e in getattr(guard, "events", [])]
+    train_loss, val_steps, val_loss, lrs = training_curves(training, losses)
     if setup.val_loader is None and task_obj is None:  # no validation data: no val curve
         val_steps, val_loss = [], []
-    result.diagnosis = diagnose(
+    diagnosis = diagnose(
         train_loss,
         steps=list(range(len(train_loss))),
         val_loss=val_loss or None,
         val_steps=val_steps or None,
         lr=lrs,
+    )
+    return Attempt(
+        lr=lr,
+        schedule=spec,
+        training=training,
+        guard_events=events,
+        diagnosis=diagnosis,
+        verdict=str(getattr(diagnosis, "verdict", None)),
+        factor=_lr_factor(diagnosis, events),
     )
 
 
@@ -705,14 +543,3 @@ def _event_dict(event: Any) -> dict[str, Any]:
     data: dict[str, Any] = dict(event.to_dict())
     data["message"] = event.describe()
     return data
-
-
-def _curves(
-    training: Any, losses: list[float]
-) -> tuple[list[float], list[int], list[float], list[float] | None]:
-    """(train losses, val steps, val losses, lrs) of a TrainResult (or the on_step losses)."""
-    train_loss = list(getattr(training, "train_loss", None) or losses)
-    val_steps = list(getattr(training, "val_steps", None) or [])
-    val_loss = list(getattr(training, "val_loss", None) or [])
-    lrs = getattr(training, "lrs", None)
-    return train_loss, val_steps, val_loss, (list(lrs) if lrs is not None else None)

@@ -54,6 +54,11 @@ class BatchLoader:
         self.drop_last = drop_last
         self._generator = torch.Generator().manual_seed(seed)
 
+    @property
+    def generator(self) -> torch.Generator:
+        """The loader's own shuffling generator (like ``DataLoader.generator``)."""
+        return self._generator
+
     def __len__(self) -> int:
         n = len(self.inputs)
         if self.drop_last:

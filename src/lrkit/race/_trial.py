@@ -1,0 +1,222 @@
+"""One race trial: train a fresh copy at one candidate lr for one rung, guarded, and score it.
+
+:class:`RaceObjective` is the Optuna objective ``objective(trial)`` that :func:`lrkit.tuning.tune`
+runs for the race (one engine for ``lrkit tune`` and the race). A trial reads its candidate
+(``rung``, ``lr``, ``steps``) from the parameters the race queued, builds a fresh setup at that
+lr (a built-in task's ``setup(lr, seed)``, or a deep copy of the user's model and optimizer),
+trains it with the user's schedule (its warmup scaled to the rung's length), watched by a
+:class:`~lrkit.diagnosis.Guard` that stops it at the first non-finite loss or divergence, and
+returns the final validation loss. The validation curve is the trial's intermediate values;
+``lrkit_reason`` and ``lrkit_steps`` (optimizer steps trained) are its user attributes, on
+every exit path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lrkit._optional import require
+from lrkit._setup import Setup
+
+__all__ = ["RaceObjective", "SetupSource", "TaskSource", "TrialOutcome", "train_candidate"]
+
+#: validation measurements per trial (the race picture's curve; the last one is the score)
+EVALUATIONS = 4
+#: the Guard's thresholds for a race trial: it judges from the 10th step on (a diverging
+#: candidate stops within a few steps of going wrong), on non-finite losses and divergence
+#: (a single spike in a healthy high-lr run is no reason to drop it)
+GUARD = {"min_history": 10, "on": ("nonfinite", "divergence")}
+
+
+@contextlib.contextmanager
+def _quiet_guard() -> Iterator[None]:
+    """Drop the Guard's warnings inside a trial (a spike in a high-lr candidate is expected;
+    what stops a trial is in its reason)."""
+    guard_logger = logging.getLogger("lrkit.diagnosis._guard")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+    guard_logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        guard_logger.removeFilter(keep)
+
+
+@dataclass(frozen=True)
+class TaskSource:
+    """Trials of a built-in task (by name: picklable, so worker processes can run it) or a task
+    object with ``setup(lr=, seed=)``."""
+
+    task: Any
+
+    @property
+    def name(self) -> str:
+        return self.task if isinstance(self.task, str) else str(getattr(self.task, "name", "task"))
+
+    def build(self, lr: float, seed: int) -> Setup:
+        task = self.task
+        if isinstance(task, str):
+            from lrkit.tasks import get_task
+
+            task = get_task(task)
+        setup: Setup = task.setup(lr=lr, seed=seed)
+        return setup
+
+
+@dataclass(frozen=True)
+class SetupSource:
+    """Trials of the user's setup: each trains a deep copy of the model and optimizer (the
+    user's own objects are never trained), on the given loaders."""
+
+    setup: Setup = field(repr=False)
+    train_loader: Any = field(repr=False)
+    val_loader: Any = field(repr=False)
+    name: str = "setup"
+
+    def build(self, lr: float, seed: int) -> Setup:
+        model, optimizer = copy.deepcopy((self.setup.model, self.setup.optimizer))
+        return Setup(
+            model=model,
+            optimizer=optimizer,
+            train_loader=self.train_loader,
+            loss_fn=self.setup.loss_fn,
+            val_loader=self.val_loader,
+            step_fn=self.setup.step_fn,
+        )
+
+
+@dataclass
+class TrialOutcome:
+    """What one trial trained and measured."""
+
+    steps_done: int
+    val_steps: list[int]
+    val_losses: list[float]
+    value: float
+    stop_reason: str | None = None
+
+
+def train_candidate(
+    setup: Setup,
+    *,
+    lr: float,
+    steps: int,
+    schedule: Any,
+    seed: int,
+    evaluations: int = EVALUATIONS,
+    counter: list[int] | None = None,
+) -> TrialOutcome:
+    """Train ``setup`` at ``lr`` for ``steps`` steps with ``schedule``, guarded; measure the
+    validation loss ``evaluations`` times (the last at the end). ``counter[0]`` follows the
+    steps trained (so a trial that raises still counts what it spent)."""
+    from lrkit.diagnosis import Guard, GuardError
+    from lrkit.tasks import train
+
+    guard = Guard(policy="raise", **GUARD)  # type: ignore[arg-type]
+    done = 0
+
+    def on_step(step: int, loss: float) -> None:
+        nonlocal done
+        done = step + 1
+        if counter is not None:
+            counter[0] = done
+        guard.step(step, loss)
+
+    every = max(1, steps // evaluations)
+    try:
+        with _quiet_guard():
+            result = train(
+                setup,
+                lr=lr,
+                steps=steps,
+                schedule=schedule,
+                seed=seed,
+                eval_every=every,
+                on_step=on_step,
+            )
+    except GuardError as exc:
+        event = exc.event
+        return TrialOutcome(
+            done, [], [], math.inf, f"stopped by the Guard at step {event.step}: {event.describe()}"
+        )
+    curve = dict(zip(result.val_steps, result.val_loss, strict=True))
+    steps_done = len(result.steps) if not result.diverged else result.steps[-1] + 1
+    value = float(result.final_val_loss)
+    reason = None
+    if result.diverged or not math.isfinite(value):
+        value = math.inf
+        last = result.train_loss[-1] if result.train_loss else math.nan
+        reason = (
+            f"diverged: training loss {last} at step {steps_done - 1}"
+            if not math.isfinite(last)
+            else "diverged: non-finite validation loss"
+        )
+    val_steps = sorted(curve)
+    return TrialOutcome(steps_done, val_steps, [curve[s] for s in val_steps], value, reason)
+
+
+@dataclass
+class RaceObjective:
+    """The race's ``objective(trial)`` for :func:`lrkit.tuning.tune` (picklable for a task source).
+
+    ``candidates`` maps each rung to its ``(lr, steps)`` pairs; a trial whose parameters are not
+    among them (an extra trial a worker may start while racing others for the last queued one)
+    is pruned at once, without training.
+    """
+
+    source: Any
+    schedule: str
+    total_steps: int
+    seed: int
+    compress: str
+    candidates: dict[int, list[tuple[float, int]]]
+    evaluations: int = EVALUATIONS
+
+    def train(self, lr: float, steps: int, counter: list[int] | None = None) -> TrialOutcome:
+        """Build a fresh setup at ``lr`` and train one rung (the benchmark caches this)."""
+        from lrkit.race._schedule import resolve_schedule, rung_schedule
+
+        full = resolve_schedule(self.schedule, self.total_steps)
+        schedule = rung_schedule(full, self.total_steps, steps, self.compress)
+        setup = self.source.build(lr, self.seed)
+        return train_candidate(
+            setup,
+            lr=lr,
+            steps=steps,
+            schedule=schedule,
+            seed=self.seed,
+            evaluations=self.evaluations,
+            counter=counter,
+        )
+
+    def __call__(self, trial: Any) -> float:
+        optuna = require("optuna", "tune")
+        rung = trial.suggest_int("rung", 0, 1_000_000)
+        known = self.candidates.get(rung, [])
+        lr = trial.suggest_float("lr", 1e-12, 1e6, log=True) if known else math.nan
+        steps = trial.suggest_int("steps", 1, 1 << 40) if known else 0
+        if (lr, steps) not in known:
+            trial.set_user_attr("lrkit_steps", 0)
+            trial.set_user_attr("lrkit_reason", "not a race candidate (not queued by the race)")
+            raise optuna.TrialPruned("not a race candidate")
+        counter = [0]
+        try:
+            outcome = self.train(lr, steps, counter)
+            counter[0] = outcome.steps_done
+        finally:  # a trial that raises still counts the steps it trained
+            trial.set_user_attr("lrkit_steps", counter[0])
+        for step, value in zip(outcome.val_steps, outcome.val_losses, strict=True):
+            if math.isfinite(value):
+                trial.report(value, step)
+        if outcome.stop_reason is not None:
+            trial.set_user_attr("lrkit_reason", outcome.stop_reason)
+            raise optuna.TrialPruned(outcome.stop_reason)
+        return outcome.value
