@@ -9,7 +9,7 @@ from typing import Any
 from fresh_tasks import FRESH_TASKS
 from methods import LADDER, RACES, RULES, Choice, Curves, Races, rule, searches
 from runcache import SCHEDULES, BenchTask, RunCache, set_threads, snap
-from truth import grids
+from truth import GRID_SEEDS, grids
 
 SEARCH_SEEDS = (10, 11, 12, 13, 14)
 SCORE_SEEDS = (100, 101, 102)
@@ -81,7 +81,8 @@ def evaluate_task(
     for schedule in SCHEDULES:
         grid = truth[schedule]
         rows = out["methods"][schedule]
-        oracle = Choice(grid["best_lr"], 0, "the grid's best lr (scored with unseen seeds)")
+        grid_steps = len(grid["lrs"]) * len(GRID_SEEDS) * task.budget
+        oracle = Choice(grid["best_lr"], grid_steps, "the grid's best lr, scored with unseen seeds")
         rows["oracle"] = [score(cache, schedule, grid, oracle)]
         for method in methods:
             if method in RULES:

@@ -156,6 +156,19 @@ def tables(results: list[dict[str, Any]], summary: dict[str, Any], checks: list[
         for group in GROUPS:
             n = sum(_in_group(r, group) for r in results)
             lines.append(f"\n{GROUPS[group]} ({n}):\n")
+            spreads = {
+                r["task"]: r["grid"][schedule]["seed_spread"]["std"]
+                for r in results
+                if _in_group(r, group)
+            }
+            if spreads:
+                noisiest = max(spreads, key=lambda t: spreads[t])
+                lines.append(
+                    f"Grid noise: the seeds' loss at the grid best varies by a median "
+                    f"{_pct(float(np.median(list(spreads.values()))))} (std, regret units; "
+                    f"largest {_pct(spreads[noisiest])} on {noisiest}). The oracle row is the "
+                    "grid best lr trained with the scoring seeds; its compute is the grid's.\n"
+                )
             lines.append(
                 "| method | compute (training budgets) | median regret | worst task "
                 "(median over seeds) | hit rate (<10%) | no answer / diverged |"
@@ -216,6 +229,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
     styles = {"tpe": ("C0", "o-"), "hb": ("C1", "s-")}
@@ -259,6 +273,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
                     label="grid best lr, unseen seeds (noise floor)",
                 )
             ax.set_yscale("symlog", linthresh=1.0)
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_title(f"{GROUPS[group]}, {schedule} lr")
             ax.set_ylabel("median regret (%)")
             ax.grid(alpha=0.3)
