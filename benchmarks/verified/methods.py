@@ -255,7 +255,7 @@ def choose(reports: list[Report], cap: float, *, full_only: bool) -> Choice:
     if not math.isfinite(winner.value):
         return Choice(None, seen[-1].cum, "every trial diverged")
     spent = seen[-1].cum if full_only else int(min(cap, total))
-    return Choice(winner.lr, spent, f"trial {winner.trial} (val loss {winner.value:.4g})")
+    return Choice(winner.lr, spent)
 
 
 def searches(

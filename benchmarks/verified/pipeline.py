@@ -37,22 +37,27 @@ def task_names() -> list[str]:
     return [*FRESH_TASKS, *(t.name for t in design_tasks())]
 
 
+def _sig(value: float, digits: int) -> float:
+    return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+
+
 def score(cache: RunCache, schedule: str, grid: dict[str, Any], choice: Choice) -> dict[str, Any]:
     """Train the chosen lr with the scoring seeds; regret against the grid best."""
     row: dict[str, Any] = {
-        "lr": choice.lr,
+        "lr": None if choice.lr is None else _sig(choice.lr, 6),
         "spent_steps": choice.spent,
-        "compute": choice.spent / cache.task.budget,
-        "reason": choice.reason,
+        "compute": _sig(choice.spent / cache.task.budget, 4),
     }
+    if choice.reason:
+        row["reason"] = choice.reason
     if choice.lr is None or not math.isfinite(choice.lr) or choice.lr <= 0:
         row.update(status="no answer", regret=math.inf)
         return row
     trained = snap(choice.lr)
     val = cache.mean_final(schedule, trained, SCORE_SEEDS)
-    row.update(trained_lr=trained, val_loss=val)
+    row.update(trained_lr=trained, val_loss=_sig(val, 6))
     if math.isfinite(val):
-        row.update(status="ok", regret=val / grid["best"] - 1)
+        row.update(status="ok", regret=_sig(val / grid["best"] - 1, 4))
     else:
         row.update(status="diverged", regret=math.inf)
     return row

@@ -69,7 +69,7 @@ def grid(cache: RunCache, schedule: str) -> dict[str, Any]:
     per_seed = [cache.final(schedule, best_lr, s) for s in GRID_SEEDS]
     return {
         "lrs": [lr_of(i) for i in points],
-        "val_loss": means,
+        "val_loss": [float(f"{v:.6g}") for v in means],
         "fine_span": [lr_of(f_lo), lr_of(f_hi)],
         "best_lr": best_lr,
         "best": best,
