@@ -163,6 +163,11 @@ class Tally:
     def case(self) -> None:
         self.cases += 1
 
+    def add(self, cases: int, invariants: int) -> None:
+        """Count ``cases`` tried and ``invariants`` checked by assertions that already passed."""
+        self.cases += cases
+        self.invariants += invariants
+
     def check(self, condition: bool, message: str = "") -> None:
         assert condition, message
         self.invariants += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from _child import run_child
+from _proc import TALLY
 
 pytestmark = pytest.mark.faults
 
@@ -88,6 +89,14 @@ def test_guard_under_signals_a_full_disk_and_every_exit(tmp_path: Path) -> None:
         if not ok:
             failures.append(("leak", how, row))
     assert not failures, "\n".join(map(str, failures))
+    sigint_runs = sum(n for *_, n in SIGINT_CASES)
+    full_runs = sum(n for _, n in DISK_FULL_CASES)
+    TALLY.add(
+        sigint_runs + full_runs + len(LEAK_CASES),
+        sigint_runs * INVARIANTS["sigint"]
+        + full_runs * INVARIANTS["disk_full"]
+        + len(LEAK_CASES) * INVARIANTS["leaks"],
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _proc import TALLY
 
 from lrkit.cli import main
 from lrkit.schedules import MAX_MULTIPLIER, SpecError, attach, kinds, parse
@@ -125,6 +126,7 @@ def _check_all(template: str, name: str) -> None:
     seen: set[bool] = set()
     for number in HOSTILE:
         parsed = _check(template.format(number), name, cli=False)
+        TALLY.add(1, INVARIANTS)
         if parsed not in seen:
             seen.add(parsed)
             _check(template.format(number), name, cli=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from _child import STATE_PARTS, run_child
+from _proc import TALLY
 
 pytestmark = pytest.mark.faults
 
@@ -49,3 +50,4 @@ def test_full_disk_and_sigterm_during_range_tests(tmp_path: Path) -> None:
         if row["signal"] != signal.SIGTERM or row["files"]:
             failures.append(row)
     assert not failures, "\n".join(map(str, failures))
+    TALLY.add(len(full) + len(term), len(full) * INVARIANTS + len(term) * 2)

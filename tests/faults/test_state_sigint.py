@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from _child import STATE_PARTS, run_child
+from _proc import TALLY
 
 pytestmark = pytest.mark.faults
 
@@ -56,3 +57,5 @@ def test_ctrl_c_storms_never_lose_the_users_state(tmp_path: Path) -> None:
         if mode == "storm":
             assert any(r["outcome"] == "interrupted" for r in rows), (mode, snap, rows)
     assert not failures, "\n".join(map(str, failures))
+    runs = sum(n for *_, n in CASES)
+    TALLY.add(runs, runs * INVARIANTS)
