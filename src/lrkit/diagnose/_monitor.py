@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import operator
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice, repeat
 from typing import Any
 
 from lrkit._validate import check_int, check_real, fail
 
-__all__ = ["EVENT_KINDS", "LossMonitor"]
+__all__ = ["EVENT_KINDS", "LossMonitor", "replay"]
 
 EVENT_KINDS = ("nonfinite", "spike", "divergence")
 _Q90 = 1.6448536269514722  # Phi^-1(0.95): P(|N(0,1)| < _Q90) = 0.9
@@ -394,3 +395,30 @@ class LossMonitor:
         self._drift_start = -1
         self._run_len = 0
         self._quiet_until = -1
+
+
+def replay(
+    steps: Sequence[float],
+    loss: Sequence[float],
+    grad_norm: Sequence[float] | None = None,
+    monitor: LossMonitor | None = None,
+) -> list[_Detection]:
+    """Every detection of a :class:`LossMonitor` (default thresholds) fed a recorded curve.
+
+    The offline diagnosis calls this, so a spike or a divergence it reports is one the live
+    :class:`~lrkit.diagnose.Guard` would have flagged at the same step.
+
+    Example:
+        >>> curve = [1.0 + 0.01 * (s % 3) for s in range(60)]
+        >>> curve[40] = 50.0
+        >>> [(d.kind, d.onset_step) for d in replay(range(60), curve)]
+        [('spike', 40)]
+    """
+    mon = LossMonitor() if monitor is None else monitor
+    found: list[_Detection] = []
+    grads: Iterable[float | None] = repeat(None, len(loss)) if grad_norm is None else grad_norm
+    for step, value, g in zip(steps, loss, grads, strict=True):
+        d = mon.observe(int(step), float(value), None if g is None else float(g))
+        if d is not None:
+            found.append(d)
+    return found

@@ -13,18 +13,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lrkit.diagnose._findings import Finding
+from lrkit.diagnose._monitor import LossMonitor, replay
 from lrkit.diagnose._stats import (
     MAD_SCALE,
     TrendTest,
     mann_kendall,
     rolling_median,
-    runs,
     sens_slope,
 )
 
 __all__ = ["Curve", "Thresholds", "detect_all"]
 
 FloatArray = NDArray[np.float64]
+USE_MONITOR = False
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,12 @@ class Thresholds:
     Attributes:
         min_points: fewer finite points than this gives "inconclusive".
         max_points: longer curves are binned to this many means before the analysis.
-        spike_z: robust z-score against the trailing median / MAD that marks a spike point.
-        spike_ratio: a spike point must also reach ``spike_ratio`` x the trailing median.
-        spike_grad_z: with a gradient norm, a loss z-score of ``spike_z_with_grad`` is
-            enough when the log gradient norm's robust z-score reaches this.
-        spike_z_with_grad: see ``spike_grad_z``.
-        spike_min_rise: without gradient-norm evidence, a spike must also rise above the
-            trailing median by this fraction of the loss level at the start (blips of an
-            almost-zero loss are not spikes).
+        spike_z, spike_ratio, spike_min_rise: the ``spike_z``, ``spike_ratio`` and
+            ``min_rise`` of the :class:`~lrkit.diagnose.LossMonitor` that finds spikes and
+            jumps (the live Guard's detector, replayed over the curve); the defaults are the
+            Guard's.
+        spike_grad_z, spike_z_with_grad: no longer used (a gradient-norm jump is judged by the
+            monitor's ``grad_ratio``); kept so that code passing them still runs.
         spike_recovery: after a spike the loss must come back below ``spike_recovery`` x the
             trailing median before it (median of the rest of the run), else the jump counts
             as divergence.
@@ -93,11 +92,11 @@ class Thresholds:
 
     min_points: int = 20
     max_points: int = 4096
-    spike_z: float = 20.0
-    spike_ratio: float = 3.0
+    spike_z: float = 6.0
+    spike_ratio: float = 2.0
     spike_grad_z: float = 8.0
     spike_z_with_grad: float = 8.0
-    spike_min_rise: float = 0.2
+    spike_min_rise: float = 0.1
     spike_recovery: float = 3.0
     diverge_rise: float = 0.5
     diverge_persist: float = 0.9
@@ -270,61 +269,43 @@ def _swing(y: FloatArray) -> float:
     return float(np.percentile(np.abs(r[n // 10 :]), 90))
 
 
-def _trailing_z(v: FloatArray, w: int) -> FloatArray:
-    trail = rolling_median(v, w, trailing=True)
-    dev = rolling_median(np.abs(v - trail), 2 * w, trailing=True) * MAD_SCALE
-    floor = 1e-3 * np.abs(trail) + 1e-12
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray((v - trail) / np.maximum(dev, floor), dtype=np.float64)
+def monitor_events(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Finding], list[Finding]]:
+    """Spikes and jumps as the live Guard sees them, judged with hindsight.
 
-
-def detect_spikes(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Finding], list[Finding]]:
-    """Short excursions above a trailing robust baseline. Returns (spikes, level shifts)."""
+    The curve (bin maxima when binned, so a one-step spike survives) is replayed through a
+    :class:`~lrkit.diagnose.LossMonitor` with its default thresholds: each of its spike or
+    divergence detections is a candidate, exactly where the Guard would have raised it. With the
+    rest of the curve known, a candidate whose loss came back (the median of the last fifth of
+    what follows below ``spike_recovery`` x the level before it) is a spike; one that did not
+    is a jump (divergence). Returns (spikes, jumps).
+    """
     x = curve.x
     y = curve.peak if curve.peak is not None else curve.y
     n = y.size
-    w = s.window
-    trail = rolling_median(y, w, trailing=True)
-    z = _trailing_z(y, w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = y / np.abs(trail)
-    candidate = (z > th.spike_z) & (ratio > th.spike_ratio)
-    candidate &= y - trail > th.spike_min_rise * abs(s.start)
-    # ... and stand out of the point-to-point noise of the whole curve
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if s.log_scale:
-            excess = np.log(y / trail)
-        else:
-            excess = (y - trail) / max(float(np.median(np.abs(curve.y))), 1e-12)
-    candidate &= excess >= th.spike_noise * s.sigma
-    grad_z: FloatArray | None = None
-    if curve.grad is not None and curve.grad.size == n:
-        g = curve.grad
-        with np.errstate(invalid="ignore", divide="ignore"):
-            logg = np.log(np.where(np.isfinite(g), np.maximum(g, 1e-30), np.nan))
-        filled = np.where(
-            np.isfinite(logg), logg, np.nanmax(logg) if np.isfinite(logg).any() else 0
-        )
-        grad_z = _trailing_z(filled, w)
-        grad_z[~np.isfinite(g)] = np.inf
-        near = np.maximum(grad_z, np.concatenate([[-np.inf], grad_z[:-1]]))
-        candidate |= (z > th.spike_z_with_grad) & (near > th.spike_grad_z) & (ratio > 1.2)
-    candidate[: max(3, n // 10)] = False  # the first tenth belongs to the start-up phase
-    starts, stops = runs(candidate)
+    grads = curve.grad.tolist() if curve.grad is not None and curve.grad.size == n else None
     spikes: list[Finding] = []
     shifts: list[Finding] = []
-    merged: list[tuple[int, int]] = []
-    for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
-        if merged and a - merged[-1][1] <= 2:
-            merged[-1] = (merged[-1][0], b)
+    monitor = LossMonitor(
+        spike_z=th.spike_z, spike_ratio=th.spike_ratio, min_rise=th.spike_min_rise
+    )
+    for d in replay(x.tolist(), y.tolist(), grads, monitor):
+        if d.kind == "nonfinite" or d.baseline is None:
+            continue
+        a = int(np.searchsorted(x, d.onset_step))
+        if a >= n:
+            continue
+        baseline = float(d.baseline)
+        # the excursion: the points from the onset on above the midpoint (log scale for
+        # positive losses) between the level before it and the detected value
+        top = max(float(y[a]), float(d.value) if d.signal == "loss" else -math.inf)
+        if baseline > 0 and top > 0:
+            mid = math.sqrt(baseline * top)
         else:
-            merged.append((a, b))
-    horizon = max(3, w)
-    for a, b in merged[:50]:
-        baseline = float(trail[a])
+            mid = 0.5 * (baseline + top)
+        above = y[a:] > mid
+        b = a + (int(np.argmin(above)) if not above.all() else above.size)
+        b = max(b, a + 1)
         peak = float(np.max(y[a:b]))
-        after = y[b : b + horizon]
-        level_after = float(np.median(after)) if after.size >= 2 else peak
         rest = curve.y[b:]
         tail = rest[-max(3, rest.size // 5) :] if rest.size >= 3 else rest
         level_end = float(np.median(tail)) if tail.size else peak
@@ -333,9 +314,9 @@ def detect_spikes(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Findin
             "peak": peak,
             "baseline": baseline,
             "peak_ratio": peak / abs(baseline) if baseline else math.inf,
-            "robust_z": float(np.max(z[a:b])),
-            "grad_norm_z": None if grad_z is None else float(np.max(grad_z[a : b + 1])),
-            "level_after": level_after,
+            "robust_z": d.score,
+            "signal": d.signal,
+            "monitor_kind": d.kind,
             "level_end": level_end,
             "duration_steps": int(x[b - 1] - x[a] + curve.width[b - 1]),
         }
@@ -706,7 +687,7 @@ def detect_all(curve: Curve, th: Thresholds) -> tuple[list[Finding], Summary]:
     n = curve.y.size
     findings: list[Finding] = []
     unstable = detect_unstable_start(curve, s, th)
-    spikes, shifts = detect_spikes(curve, s, th)
+    spikes, shifts = monitor_events(curve, s, th)
     diverging = detect_diverging(curve, s, th)
     if diverging is not None and diverging.onset_step is not None:
         early_onset = diverging.onset_step <= _step(curve.x, n // 5)
