@@ -3,8 +3,8 @@ labelled corpus (``corpus.json.gz``, built by ``generate.py``).
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/diagnose/evaluate.py   # -> benchmarks/results/diagnose.json
-    .venv/bin/python benchmarks/diagnose/evaluate.py --holdout digits_cnn,char_mlp
+    .venv/bin/python benchmarks/diagnose/evaluate_kinds.py  # -> results/diagnose_kinds.json
+    .venv/bin/python benchmarks/diagnose/evaluate_kinds.py --holdout digits_cnn,char_mlp
 
 Figures are reported separately for the tuning tasks and the HELD-OUT tasks (whole tasks that
 no threshold was tuned on). Runs labelled ``borderline*`` (plain lr sweeps at 0.1x, 3x and 10x
@@ -491,12 +491,12 @@ def main() -> None:
     ap.add_argument("--corpus", default=str(HERE / "corpus.json.gz"))
     ap.add_argument("--holdout", default=",".join(DEFAULT_HOLDOUT))
     ap.add_argument("--no-lightning", action="store_true", help="skip the Lightning replay (~60 s)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "diagnose.json"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "diagnose_kinds.json"))
     args = ap.parse_args()
     runs = load_corpus(Path(args.corpus))
     holdout = tuple(t for t in args.holdout.split(",") if t)
     result = evaluate(runs, holdout, lightning=not args.no_lightning)
-    result["command"] = "python benchmarks/diagnose/evaluate.py " + " ".join(sys.argv[1:])
+    result["command"] = "python benchmarks/diagnose/evaluate_kinds.py " + " ".join(sys.argv[1:])
     result["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
