@@ -341,3 +341,52 @@ def test_plot_marks_each_onset(tmp_path: object) -> None:
     assert onset.get_xdata()[0] == 240
     assert "spiking" in ax.get_title()
     plt.close(ax.figure)
+
+
+# ---------------------------------------------------------------- the Guard's detectors
+def test_offline_spikes_are_the_live_monitors_detections() -> None:
+    """diagnose() replays the Guard's LossMonitor: the spike it reports is the Guard's alarm."""
+    from lrkit.diagnose import Guard
+
+    y = healthy_curve(14)
+    y[233] = 30.0
+    guard = Guard(policy="warn")
+    alarms = [s for s, v in enumerate(y) if guard.step(s, float(v)).event is not None]
+    d = diagnose(y)
+    assert alarms == [233]
+    assert d.verdict == "spiking" and d.findings[0].onset_step == 233
+    assert d.findings[0].statistics["signal"] == "loss"
+
+
+def test_monitor_diagnose_judges_the_run_so_far_with_its_own_detections() -> None:
+    from lrkit.diagnose import LossMonitor
+
+    y = healthy_curve(15)
+    y[260] = 40.0
+    mon = LossMonitor()
+    for s, v in enumerate(y):
+        mon.observe(s, float(v))
+    assert [(e.kind, e.onset_step) for e in mon.detections] == [("spike", 260)]
+    live, offline = mon.diagnose(), diagnose(y)
+    assert live.verdict == offline.verdict == "spiking"
+    assert live.findings[0].onset_step == offline.findings[0].onset_step == 260
+    assert mon.steps == list(range(N))
+
+
+def test_monitor_history_is_bounded_keeps_spikes_and_forgets_rolled_back_steps() -> None:
+    from lrkit.diagnose import LossMonitor
+
+    mon = LossMonitor(history=64)
+    y = healthy_curve(16, n=1000)
+    y[700] = 500.0
+    for s, v in enumerate(y):
+        mon.observe(s, float(v))
+    steps = mon.steps
+    assert len(steps) <= 64 and steps[0] == 0 and steps == sorted(steps)
+    width = steps[1] - steps[0]
+    assert width == 1000 // 32 or width in (16, 32)  # bins merged in pairs
+    d = mon.diagnose()
+    assert d.verdict == "spiking" and d.findings[0].onset_step == 700
+    # a rollback to step 650: the bins and detections from there on are dropped
+    mon.observe(650, float(y[650]))
+    assert mon.steps[-1] <= 650 and mon.detections == []

@@ -12,13 +12,20 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice, repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lrkit._validate import check_int, check_real, fail
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from lrkit.diagnose._findings import Diagnosis
+    from lrkit.diagnose._rules import Thresholds
 
 __all__ = ["EVENT_KINDS", "LossMonitor", "replay"]
 
 EVENT_KINDS = ("nonfinite", "spike", "divergence")
+_MAX_DETECTIONS = 10_000  # kept by LossMonitor.detections (the first ones)
 _Q90 = 1.6448536269514722  # Phi^-1(0.95): P(|N(0,1)| < _Q90) = 0.9
 
 
@@ -140,6 +147,104 @@ class _Series:
         self._scale = math.nan
 
 
+class _History:
+    """The observed curve in at most ``cap`` bins: when full, neighbouring bins merge in pairs,
+    so memory stays bounded on runs of any length. Each bin keeps its first step, the mean and
+    the maximum of its losses (a one-step spike survives a merge) and the largest gradient norm.
+    A step at or before the last one recorded (a rollback, a restart) drops the bins from it on.
+    """
+
+    __slots__ = (
+        "cap",
+        "width",
+        "steps",
+        "means",
+        "peaks",
+        "grads",
+        "last",
+        "_n",
+        "_sum",
+        "_max",
+        "_g",
+    )
+
+    def __init__(self, cap: int = 4096) -> None:
+        self.cap = cap
+        self.width = 1  # values per closed bin
+        self.steps: list[int] = []
+        self.means: list[float] = []
+        self.peaks: list[float] = []
+        self.grads: list[float] = []
+        self.last = -1  # the last step added
+        self._n = 0  # values in the open bin (width > 1 only)
+        self._sum = 0.0
+        self._max = -math.inf
+        self._g = -math.inf
+
+    def add(self, step: int, loss: float, grad: float | None) -> None:
+        steps = self.steps
+        if step <= self.last:
+            self.truncate(step)
+        self.last = step
+        g = math.nan if grad is None else grad
+        if self.width == 1:
+            steps.append(step)
+            self.means.append(loss)
+            self.peaks.append(loss)
+            self.grads.append(g)
+        else:
+            if self._n == 0:
+                steps.append(step)
+                self.means.append(math.nan)
+                self.peaks.append(math.nan)
+                self.grads.append(math.nan)
+                self._sum, self._max, self._g = 0.0, -math.inf, -math.inf
+            self._n += 1
+            self._sum += loss
+            if loss > self._max or loss != loss:
+                self._max = loss
+            if g > self._g or g != g:
+                self._g = g
+            self.means[-1] = self._sum / self._n
+            self.peaks[-1] = self._max
+            self.grads[-1] = self._g
+            if self._n == self.width:
+                self._n = 0
+        if len(steps) > self.cap and self._n == 0:
+            self._merge()
+
+    def _merge(self) -> None:
+        """Halve the number of bins (pairs merged); the width doubles."""
+        n = len(self.steps) // 2 * 2
+        s, m, p, g = self.steps, self.means, self.peaks, self.grads
+        self.steps = s[0:n:2] + s[n:]
+        self.means = [0.5 * (a + b) for a, b in zip(m[0:n:2], m[1:n:2], strict=True)] + m[n:]
+        self.peaks = [_nanmax(a, b) for a, b in zip(p[0:n:2], p[1:n:2], strict=True)] + p[n:]
+        self.grads = [_nanmax(a, b) for a, b in zip(g[0:n:2], g[1:n:2], strict=True)] + g[n:]
+        self.width *= 2
+        if len(s) % 2:  # the odd last bin stays open with the values it had
+            self._n = self.width // 2
+            self._sum = m[-1] * self._n
+            self._max = p[-1]
+            self._g = g[-1]
+
+    def truncate(self, step: int) -> None:
+        """Drop the bins that start at or after ``step``."""
+        keep = 0
+        while keep < len(self.steps) and self.steps[keep] < step:
+            keep += 1
+        del self.steps[keep:], self.means[keep:], self.peaks[keep:], self.grads[keep:]
+        self._n = 0
+        self.last = step - 1
+
+
+def _nanmax(a: float, b: float) -> float:
+    """The larger of two values, NaN when either is NaN (a non-finite loss stays visible)."""
+    if a != a or b != b:
+        return math.nan
+    return a if a >= b else b
+
+
 @dataclass(frozen=True)
 class _Detection:
     kind: str
@@ -183,6 +288,7 @@ class LossMonitor:
         drift_ratio: float = 3.0,
         min_rise: float = 0.1,
         cooldown: int = 50,
+        history: int = 4096,
     ) -> None:
         self.window = check_int("window", window, minimum=5)
         self.level_window = check_int("level_window", level_window, minimum=1)
@@ -201,6 +307,7 @@ class LossMonitor:
         self.drift_ratio = check_real("drift_ratio", drift_ratio, minimum=1.0)
         self.min_rise = check_real("min_rise", min_rise, minimum=0.0)
         self.cooldown = check_int("cooldown", cooldown, minimum=0)
+        history = check_int("history", history, minimum=0)
         self._loss = _Series(self.window, self.refresh, self.level_window)
         self._grad = _Series(self.window, self.refresh, self.level_window)
         self._run_start = -1
@@ -211,6 +318,10 @@ class LossMonitor:
         self._drift_start = -1
         self._loss_edges = (math.nan, math.inf, math.inf)
         self._grad_edges = (math.nan, math.inf, math.inf)
+        self._history: _History | None = _History(history) if history else None
+        #: every detection so far (spikes, divergences, non-finite values), oldest first
+        self.detections: list[_Detection] = []
+        self._last_step = -1
 
     def config(self) -> dict[str, Any]:
         """The thresholds, as plain values."""
@@ -231,7 +342,22 @@ class LossMonitor:
         }
 
     def observe(self, step: int, loss: float, grad_norm: float | None = None) -> _Detection | None:
-        """Judge one step's loss (and gradient norm); ``None`` when nothing is wrong."""
+        """Judge one step's loss (and gradient norm); ``None`` when nothing is wrong.
+
+        The value is also kept in a bounded history (:meth:`diagnose` judges it as a whole).
+        """
+        if step <= self._last_step and self.detections:
+            # a rollback or a restart: what was detected from this step on did not happen
+            self.detections = [d for d in self.detections if d.onset_step < step]
+        self._last_step = step
+        if self._history is not None:
+            self._history.add(step, loss, grad_norm)
+        found = self._judge(step, loss, grad_norm)
+        if found is not None and len(self.detections) < _MAX_DETECTIONS:
+            self.detections.append(found)
+        return found
+
+    def _judge(self, step: int, loss: float, grad_norm: float | None) -> _Detection | None:
         if not math.isfinite(loss):
             self._run_len = 0
             return _Detection("nonfinite", step, "loss", loss, None, None, None)
@@ -374,6 +500,51 @@ class LossMonitor:
         ratio = value / baseline if baseline != 0.0 else None
         return _Detection(kind, onset, signal, value, baseline, score, ratio)
 
+    @property
+    def steps(self) -> list[int]:
+        """The step of each point :meth:`diagnose` judges (a bin's first step once binned)."""
+        return [] if self._history is None else list(self._history.steps)
+
+    def diagnose(
+        self,
+        *,
+        val_loss: ArrayLike | None = None,
+        val_steps: ArrayLike | None = None,
+        lr: ArrayLike | float | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> Diagnosis:
+        """Diagnose everything observed so far, as :func:`lrkit.diagnose.diagnose` would, with
+        this monitor's own detections as its spikes and jumps (what the live Guard raised).
+
+        ``lr`` is a number or one value per point of :attr:`steps`. The history keeps at most
+        ``history`` points (older ones merged in pairs: means, with the maxima kept for spikes).
+
+        Example:
+            >>> import math
+            >>> mon = LossMonitor()
+            >>> for s in range(300):
+            ...     _ = mon.observe(s, 2.0 * math.exp(-s / 30) + 0.1 + 0.01 * (s % 3))
+            >>> mon.diagnose().verdict
+            'healthy'
+        """
+        from lrkit.diagnose._diagnosis import diagnose_curve
+
+        h = self._history
+        if h is None or not h.steps:
+            fail("history", "<empty>", "at least one observed step (and history > 0)")
+        grads = h.grads if any(g == g for g in h.grads) else None
+        return diagnose_curve(
+            h.means,
+            steps=h.steps,
+            peaks=h.peaks,
+            grad_norm=grads,
+            val_loss=val_loss,
+            val_steps=val_steps,
+            lr=lr,
+            thresholds=thresholds,
+            detections=list(self.detections),
+        )
+
     def mark(self) -> tuple[int, int]:
         """A bookmark of the history, for :meth:`rewind` (taken with each snapshot)."""
         return (self._loss.total, self._grad.total)
@@ -388,6 +559,10 @@ class LossMonitor:
 
     def reset(self) -> None:
         """Forget everything seen so far."""
+        if self._history is not None:
+            self._history = _History(self._history.cap)
+        self.detections.clear()
+        self._last_step = -1
         self._loss.reset()
         self._grad.reset()
         self._initial = math.nan

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -149,6 +150,7 @@ class Curve:
     lr: FloatArray | None  # lr at each x (or a single value), if known
     grad: FloatArray | None  # gradient norm at each x (inf allowed), if known
     peak: FloatArray | None = None  # bin maxima when binned (spikes survive the binning)
+    detections: list[Any] | None = None  # a live LossMonitor's detections (else: replayed)
 
 
 def _step(x: FloatArray, i: int) -> int:
@@ -288,12 +290,14 @@ def monitor_events(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Findi
     monitor = LossMonitor(
         spike_z=th.spike_z, spike_ratio=th.spike_ratio, min_rise=th.spike_min_rise
     )
-    for d in replay(x.tolist(), y.tolist(), grads, monitor):
+    found = curve.detections
+    if found is None:
+        found = replay(x.tolist(), y.tolist(), grads, monitor)
+    for d in found:
         if d.kind == "nonfinite" or d.baseline is None:
             continue
-        a = int(np.searchsorted(x, d.onset_step))
-        if a >= n:
-            continue
+        a = max(0, int(np.searchsorted(x, d.onset_step, side="right")) - 1)
+        onset = max(int(d.onset_step), _step(x, a))  # exact when a live monitor saw it
         baseline = float(d.baseline)
         # the excursion: the points from the onset on above the midpoint (log scale for
         # positive losses) between the level before it and the detected value
@@ -325,11 +329,11 @@ def monitor_events(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Findi
                 Finding(
                     "spiking",
                     "high",
-                    _step(x, a),
+                    onset,
                     f"loss spiked to {peak:.4g} ({peak / max(abs(baseline), 1e-30):.1f}x the "
-                    f"trailing median {baseline:.4g}) at step {_step(x, a)} and recovered",
+                    f"trailing median {baseline:.4g}) at step {onset} and recovered",
                     stats,
-                    end_step=int(x[b - 1] + curve.width[b - 1] - 1),
+                    end_step=max(onset, int(x[b - 1] + curve.width[b - 1] - 1)),
                 )
             )
         else:
@@ -337,8 +341,8 @@ def monitor_events(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Findi
                 Finding(
                     "diverging",
                     "critical",
-                    _step(x, a),
-                    f"loss jumped to {peak:.4g} at step {_step(x, a)} and did not come back",
+                    onset,
+                    f"loss jumped to {peak:.4g} at step {onset} and did not come back",
                     stats,
                 )
             )
