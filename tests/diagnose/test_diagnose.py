@@ -127,12 +127,16 @@ def test_flat_curve_is_plateau() -> None:
     assert d.action.kind == "scale_lr" and d.action.params["factor"] == 10.0
 
 
-def test_progress_that_stops_early_is_plateau_and_lr_explains_it() -> None:
+def test_progress_that_stops_early_is_converged_unless_the_lr_died() -> None:
+    """A loss that fell fast and then settled has converged: never "raise the lr" (issue 13);
+    with an lr that fell to ~0 when it stopped, the schedule explains the stop: plateau."""
     t = np.arange(N)
     rng = np.random.default_rng(8)
     y = (1.5 * np.exp(-t / 12) + 0.6) * np.exp(0.15 * rng.standard_normal(N))
     y[60:] = 0.6 * np.exp(0.15 * rng.standard_normal(N - 60))
-    assert diagnose(y).verdict == "plateau"
+    d = diagnose(y)
+    assert d.verdict == "healthy" and d.action.kind == "none"
+    assert diagnose(y, lr=np.full(N, 0.1)).verdict == "healthy"
     lr = np.where(t < 60, 0.1, 1e-5)
     d = diagnose(y, lr=lr)
     assert d.verdict == "plateau" and d.findings[0].onset_step == 60
@@ -390,3 +394,99 @@ def test_monitor_history_is_bounded_keeps_spikes_and_forgets_rolled_back_steps()
     # a rollback to step 650: the bins and detections from there on are dropped
     mon.observe(650, float(y[650]))
     assert mon.steps[-1] <= 650 and mon.detections == []
+
+
+# ---------------------------------------------------------------- lr evidence (issue 13)
+def _steps_val(n: int = N, every: int = 20) -> np.ndarray:
+    return np.arange(every - 1, n, every)
+
+
+def test_converged_is_healthy_and_stuck_is_plateau_never_the_other_way() -> None:
+    """Fell fast, then settled at its floor (a logistic regression at its best lr): healthy,
+    keep the lr. Never really fell: plateau, raise it."""
+    rng = np.random.default_rng(20)
+    t = np.arange(N)
+    converged = (0.9 * np.exp(-t / 10) + 0.25) * np.exp(0.05 * rng.standard_normal(N))
+    vs = _steps_val()
+    val = 0.9 * np.exp(-vs / 10) + 0.27
+    for kw in ({}, {"lr": np.full(N, 2.0)}, {"val_loss": val, "val_steps": vs}):
+        d = diagnose(converged, **kw)  # type: ignore[arg-type]
+        assert d.verdict == "healthy" and d.lr_direction == "keep", kw
+    stuck = 1.1 * np.exp(0.05 * rng.standard_normal(N))
+    d = diagnose(stuck, lr=np.full(N, 1e-6))
+    assert d.verdict == "plateau" and d.lr_direction == "raise"
+    assert d.reason.startswith("stuck: the loss never really fell")
+
+
+def test_still_falling_at_a_constant_lr_is_too_slow_but_not_under_a_decayed_lr() -> None:
+    """Falling steadily through the end at a constant lr: too slow (raise 3x). A fast fall that
+    goes on falling until an lr that decays before the end is no evidence (the best peak lr of
+    a decaying schedule also leaves the loss falling until the decay)."""
+    rng = np.random.default_rng(21)
+    t = np.arange(N)
+    noise = np.exp(0.03 * rng.standard_normal(N))
+    vs = _steps_val()
+    val = 2.3 * np.exp(-vs / 250)
+    d = diagnose(2.3 * np.exp(-t / 250) * noise, val_loss=val, val_steps=vs, lr=1e-3)
+    assert d.verdict == "too_slow" and d.action.params == {"factor": 3.0}
+    assert d.lr_direction == "raise"
+    stats = d.findings[0].statistics
+    # judged on the validation loss over the last 40% of the run (a constant lr: all of it is
+    # high-lr): log-linear, so the share is a ratio of step spans
+    assert stats["judged"] == "validation"
+    assert stats["late_share"] == pytest.approx((0.4 * (N - 1)) / (N - 1 - vs[0]))
+    two_speed = (2.3 * np.exp(-t / 15) + 0.5 * np.exp(-t / 200)) * noise
+    val2 = 2.3 * np.exp(-vs / 15) + 0.5 * np.exp(-vs / 200)
+    d = diagnose(two_speed, val_loss=val2, val_steps=vs, lr=np.full(N, 1e-3))
+    assert d.verdict == "too_slow" and d.findings[0].statistics["late_share"] >= 0.25
+    cosine = 1e-3 * 0.5 * (1 + np.cos(np.pi * t / N))
+    d = diagnose(two_speed, val_loss=val2, val_steps=vs, lr=cosine)
+    assert d.verdict == "healthy" and d.lr_direction == "keep"
+
+
+def test_validation_that_jumps_and_ends_above_its_best_is_lr_too_high() -> None:
+    """Training loss falls; the validation loss was best at 30% of the run, then jumped around
+    and ended 60% above it: the lr is too high (lower it). A steady rise is overfitting."""
+    y = healthy_curve(22)
+    vs = _steps_val()
+    rng = np.random.default_rng(22)
+    best_at = 6
+    val = 0.3 * np.exp(-np.arange(vs.size) / 3.0) + 0.2
+    jumpy = val.copy()
+    jumpy[best_at:] = 0.22 * np.exp(0.45 * np.abs(rng.standard_normal(vs.size - best_at))) + 0.08
+    jumpy[-3:] = [0.45, 0.5, 0.47]
+    d = diagnose(y, val_loss=jumpy, val_steps=vs)
+    assert d.verdict == "oscillating" and d.lr_direction == "lower"
+    st = d.findings[0].statistics
+    assert st["val_zigzag"] > 1.5 and st["val_rise"] >= 0.2 and st["val_min_share"] <= 0.6
+    assert d.findings[0].onset_step == st["val_min_step"]
+    steady = val.copy()
+    steady[best_at:] = val[best_at] * (1 + 0.08 * np.arange(vs.size - best_at))
+    d2 = diagnose(y, val_loss=steady, val_steps=vs)
+    assert d2.verdict == "overfitting" and d2.lr_direction is None
+
+
+def test_an_early_validation_blow_up_is_an_unstable_start() -> None:
+    y = healthy_curve(23)
+    vs = _steps_val()
+    val = 0.3 * np.exp(-vs / 100) + 0.1
+    val[0] = 60.0  # the model blown up at the first evaluation (26x the starting loss)
+    d = diagnose(y, val_loss=val, val_steps=vs)
+    assert d.verdict == "oscillating" and d.findings[0].onset_step == vs[0]
+    assert "validation loss reached" in d.reason and d.lr_direction == "lower"
+
+
+def test_lr_direction_of_every_action_kind() -> None:
+    from lrkit.diagnose import Action
+    from lrkit.diagnose._findings import lr_direction
+
+    assert lr_direction(Action("none", "", "")) == "keep"
+    assert lr_direction(Action("scale_lr", "", "", {"factor": 0.1})) == "lower"
+    assert lr_direction(Action("scale_lr", "", "", {"factor": 3.0})) == "raise"
+    assert lr_direction(Action("rollback", "", "", {"before_step": 3, "lr_factor": 0.1})) == (
+        "lower"
+    )
+    assert lr_direction(Action("rollback", "", "", {"before_step": 3, "skip_batches": 2})) is None
+    assert lr_direction(Action("early_stop", "", "", {"at_step": 3})) is None
+    assert lr_direction(Action("collect_more", "", "")) is None
+    assert json.loads(json.dumps(diagnose(healthy_curve()).to_dict()))["lr_direction"] == "keep"

@@ -315,7 +315,7 @@ def diagnose_curve(
     too_noisy = ""
     if cy.size >= th.min_points:
         curve = Curve(cx, cy, width, vx, vy, clr, cg, cpeak, detections)
-        more, s = detect_all(curve, th)
+        more, s, prog = detect_all(curve, th)
         findings.extend(more)
         smoothed = s.base
         still_falling = s.trend_half.p < th.alpha and s.trend_half.z < 0

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from lrkit.diagnose._findings import Finding
 from lrkit.diagnose._monitor import LossMonitor, replay
+from lrkit.diagnose._progress import Progress, lr_time, progress
 from lrkit.diagnose._stats import (
     MAD_SCALE,
     TrendTest,
@@ -89,6 +90,18 @@ class Thresholds:
             from the early phase of a healthy run).
         plateau_power: "no progress" needs ``2 x se_diff`` below this (on a log scale): the
             curve must be able to show a ~20% improvement had there been one.
+        falling_share: "still falling" (lr too low): at least this share of the judged curve's
+            fall (validation loss, else smoothed training loss) came in lr-time 0.5-0.8 (see
+            ``lrkit.diagnose._progress``), by more than ``evidence_z`` standard errors.
+        val_rise: the validation loss "got worse": it ended (median of the last three
+            evaluations) this fraction above its best ...
+        val_min_share: ... and its best evaluation lies in the first ``val_min_share`` of the
+            steps. A steady rise (``overfit_zigzag``) is overfitting; one that jumps around
+            means the lr is too high.
+        overfit_zigzag: a validation rise whose path length is at most this multiple of its
+            net change is steady (overfitting).
+        val_explode: an evaluation in the first fifth at this multiple of the starting training
+            loss or more means the updates blew the model up (unstable start: lr too high).
     """
 
     min_points: int = 20
@@ -124,6 +137,11 @@ class Thresholds:
     spike_noise: float = 5.0
     plateau_power: float = 0.2
     settle_points: int = 100
+    falling_share: float = 0.25
+    val_rise: float = 0.2
+    val_min_share: float = 0.6
+    overfit_zigzag: float = 1.5
+    val_explode: float = 3.0
 
     def replace(self, **changes: float) -> Thresholds:
         """A copy with some thresholds changed (unknown names raise ValueError)."""
@@ -205,10 +223,15 @@ def summarise(curve: Curve, th: Thresholds) -> Summary:
     half_base = base[n // 2 :]
     ref = max(float(np.median(np.abs(half_base))), 1e-12)
     noise_end = float(MAD_SCALE * np.median(np.abs(half - half_base)) / ref)
+    # shares of the progress made by a tenth / a quarter of the run's lr-time (the step share
+    # without an lr): a warmup is no slow start
+    tau, _ = lr_time(curve)
+    i10 = min(n - 1, int(np.searchsorted(tau, 0.1)))
+    i25 = min(n - 1, int(np.searchsorted(tau, 0.25)))
     total = initial - best
-    early_share = float((initial - base[n // 10]) / total) if total > 0 else 0.0
+    early_share = float((initial - base[i10]) / total) if total > 0 else 0.0
     gained = initial - end
-    quarter_share = float((initial - base[n // 4]) / gained) if gained > 0 else 0.0
+    quarter_share = float((initial - base[i25]) / gained) if gained > 0 else 0.0
     decades = math.log10(initial / end) if initial > 0 and end > 0 else math.nan
     fifth = y[1 : max(2, n // 5)]
     explode = float(np.max(fifth) / initial) if initial > 0 and fifth.size else 1.0
@@ -424,7 +447,15 @@ def detect_unstable_start(curve: Curve, s: Summary, th: Thresholds) -> Finding |
         "progress": progress,
     }
     strong = not s.log_scale or math.log(max(s.explode, 1e-300)) >= th.spike_noise * s.sigma
-    if s.explode >= th.explode_ratio and strong:
+    # a blow-up the run recovered from (it ended below half its initial loss and settled: no
+    # downward trend in its second half) is judged by what followed
+    recovered = (
+        s.log_scale
+        and progress >= 0.5
+        and s.trend_half.z > th.plateau_trend_z
+        and s.swing < th.oscillation_swing
+    )
+    if s.explode >= th.explode_ratio and strong and not recovered:
         onset = int(np.argmax(curve.y[: max(2, n // 5)] > 2.0 * s.initial))
         return Finding(
             "oscillating",
@@ -434,6 +465,23 @@ def detect_unstable_start(curve: Curve, s: Summary, th: Thresholds) -> Finding |
             "first fifth of the run",
             stats,
         )
+    vy = curve.val_y
+    ref = max(s.initial, s.start)  # the loss before training changed much
+    if vy is not None and vy.size >= 3 and ref > 0 and not recovered:
+        early_val = float(np.max(vy[: max(2, vy.size // 5)]))
+        if early_val >= th.val_explode * ref:
+            assert curve.val_x is not None
+            k = int(np.argmax(vy[: max(2, vy.size // 5)]))
+            stats["early_val_max_ratio"] = early_val / ref
+            return Finding(
+                "oscillating",
+                "high",
+                int(curve.val_x[k]),
+                f"unstable start: the validation loss reached {early_val / ref:.3g}x the "
+                f"starting training loss at step {int(curve.val_x[k])}: the updates blew the "
+                "model up",
+                stats,
+            )
     # The first loss is a single noisy value: an early excursion above it counts only when it
     # is a transient (the early maximum well above the maximum of the last fifth), not the
     # spread of a stationary noisy loss.
@@ -526,36 +574,24 @@ def _lr_dead_from(curve: Curve, th: Thresholds) -> int | None:
     return first
 
 
-def slow_progress(s: Summary, th: Thresholds) -> bool:
-    """A significant, steady but small decrease: the "too_slow" pattern (any curve length)."""
-    decreasing = s.trend.p < th.alpha and s.trend.z < 0
-    fell = s.fall >= th.evidence_z * s.se_diff
-    slow = math.isfinite(s.decades) and (
-        (s.decades < th.slow_decades and s.quarter_share < th.slow_share)
-        or (s.decades < th.slow_decades_early and s.early_share < th.slow_early)
-    )
-    return decreasing and fell and slow
+def detect_slow(curve: Curve, s: Summary, th: Thresholds, prog: Progress) -> Finding | None:
+    """Stuck (never really fell: plateau), or still falling at the end (lr too low: too_slow).
 
-
-def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
-    """Plateau (progress stopped, or never started) or too slow (steady, small progress).
-
-    "Progress stopped early" from the loss alone is used only without an lr series: with
-    one, a stop is a plateau when the lr fell to ~0 (or when there was no progress at all).
+    A run that fell and then settled has *converged* and gets no finding here, however early
+    it settled. A plateau is also reported when the lr fell to ~0 and the loss stopped.
     """
     n = curve.y.size
     drop = (s.start - s.end) / max(abs(s.start), 1e-12)
     stats: dict[str, object] = {
         "relative_improvement": drop,
         "decades": s.decades,
-        "early_share": s.early_share,
-        "quarter_share": s.quarter_share,
         "mk_z": s.trend.z,
         "mk_p": s.trend.p,
         "mk_z_second_half": s.trend_half.z,
         "variance_inflation": s.trend.variance_inflation,
         "sen_slope_second_half_relative": sens_slope(curve.y[n // 2 :], max_points=300)
         / max(abs(s.end), 1e-12),
+        **prog.as_dict(),
     }
     decreasing = s.trend.p < th.alpha and s.trend.z < 0
     flat_half = s.trend_half.z > th.plateau_trend_z
@@ -571,7 +607,6 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
             stats,
         )
     stats["level_change_se"] = s.se_diff
-    fell = s.fall >= th.evidence_z * s.se_diff
     if not decreasing and drop < th.plateau_drop:
         if 2.0 * s.se_diff > th.plateau_power:
             return None  # too noisy to rule out progress: not enough evidence
@@ -579,42 +614,88 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
             "plateau",
             "medium",
             _step(curve.x, 0),
-            f"no significant progress: the loss changed by {-drop:+.1%} (Mann-Kendall "
+            f"stuck: the loss never really fell (it changed by {-drop:+.1%}, Mann-Kendall "
             f"p={s.trend.p:.2g})",
             stats,
         )
-    lr_known = curve.lr is not None and curve.lr.size == n
-    converged = math.isfinite(s.decades) and s.decades >= th.plateau_decades
-    if (
-        flat_half
-        and s.quarter_share >= th.plateau_share
-        and not lr_known
-        and not converged
-        and fell
-    ):
-        # onset: where the smoothed loss first came within the second-half level
-        level = float(np.median(s.base[n // 2 :]))
-        spread = float(np.median(s.scale[n // 2 :]))
-        reached = np.flatnonzero(s.base <= level + spread)
-        onset = int(reached[0]) if reached.size else n // 2
-        return Finding(
-            "plateau",
-            "medium",
-            _step(curve.x, onset),
-            f"progress stopped around step {_step(curve.x, onset)}: no downward trend in the "
-            f"second half (Mann-Kendall z={s.trend_half.z:.2f})",
-            stats,
-        )
-    if slow_progress(s, th) and n >= th.settle_points:
+    if slow_progress(s, th, prog) and n >= th.settle_points:
         return Finding(
             "too_slow",
             "medium",
             _step(curve.x, 0),
-            f"the loss fell only {s.decades:.2f} decades, steadily (share of progress in the "
-            f"first tenth {s.early_share:.0%}): the learning rate looks too low",
+            f"barely falling: the loss fell only {s.decades:.2f} decades, steadily (share of "
+            f"progress in the first tenth {s.early_share:.0%}): the learning rate looks too low",
+            stats,
+        )
+    if still_falling(prog, th) and n >= th.settle_points:
+        what = "validation" if prog.judged == "validation" else "training"
+        clock = "of the lr budget" if prog.lr_time else "of the run"
+        return Finding(
+            "too_slow",
+            "medium",
+            _step(curve.x, 0),
+            f"still falling: the {what} loss fell {prog.late_share:.0%} of its total fall in "
+            f"the second half {clock} (from 50% to 80%), so it had not settled: the "
+            "learning rate looks too low",
             stats,
         )
     return None
+
+
+def slow_progress(s: Summary, th: Thresholds, prog: Progress | None = None) -> bool:
+    """Barely fell, steadily: a significant decrease of under ``slow_decades`` decades with
+    progress not front-loaded (the training loss; any schedule)."""
+    decreasing = s.trend.p < th.alpha and s.trend.z < 0
+    fell = s.fall >= th.evidence_z * s.se_diff
+    slow = math.isfinite(s.decades) and (
+        (s.decades < th.slow_decades and s.quarter_share < th.slow_share)
+        or (s.decades < th.slow_decades_early and s.early_share < th.slow_early)
+    )
+    # steadily: the smoothed loss never well above its start early on (a loss that first rose
+    # had too large updates)
+    early = s.base[: max(2, s.base.size // 5)]
+    steady = float(np.max(early)) <= th.stuck_explode_ratio * s.start
+    steady = steady and s.explode < th.explode_ratio  # no early blow-up either
+    if prog is not None and prog.val_rebound >= th.val_rise:
+        steady = False  # a validation loss that jumped up on the way
+    return decreasing and fell and slow and steady
+
+
+def still_falling(prog: Progress, th: Thresholds) -> bool:
+    """The judged curve fell a large share of its fall in the last 40% of the run, at an lr still
+    at least half its peak, significantly. Not judged when the lr decayed before the end: a
+    decaying schedule's best peak lr also leaves the loss falling until the decay (measured on
+    the design tasks), so a run still falling then says nothing about its lr."""
+    return (
+        not prog.decayed
+        and not prog.val_rebound >= th.val_rise  # a validation loss that jumped: unsteady
+        and math.isfinite(prog.late_share)
+        and prog.late_share >= th.falling_share
+        and prog.late_drop >= th.evidence_z * prog.late_se
+    )
+
+
+def detect_val_worse(curve: Curve, s: Summary, th: Thresholds, prog: Progress) -> Finding | None:
+    """The validation loss was best early and ended well above it, jumping around (lr too
+    high; a steady rise is overfitting, left to :func:`detect_overfitting`)."""
+    if prog.val_min_step is None or not math.isfinite(prog.val_rise):
+        return None
+    if (
+        prog.val_rise < th.val_rise
+        or prog.val_min_share > th.val_min_share
+        or prog.val_evals_after_min < th.overfit_min_evals
+        or prog.val_zigzag <= th.overfit_zigzag
+    ):
+        return None
+    return Finding(
+        "oscillating",
+        "high",
+        prog.val_min_step,
+        f"the validation loss was best at step {prog.val_min_step} and ended "
+        f"{prog.val_rise:.0%} above it, jumping around on the way (its path was "
+        f"{prog.val_zigzag:.1f}x its net rise): the updates are too large",
+        {**prog.as_dict(), "threshold_rise": th.val_rise, "threshold_zigzag": th.overfit_zigzag},
+    )
 
 
 def detect_overfitting(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
@@ -643,7 +724,9 @@ def detect_overfitting(curve: Curve, s: Summary, th: Thresholds) -> Finding | No
     train_end = s.end
     if train_end > train_then * 1.02 + 1e-12:
         return None
-    rising = rise >= th.overfit_rise and bool(np.all(tail > vmin))
+    path = float(np.sum(np.abs(np.diff(vy[i:]))))
+    steady = path <= th.overfit_zigzag * max(float(vy[-1] - vy[i]), 1e-300)
+    rising = rise >= th.overfit_rise and bool(np.all(tail > vmin)) and steady
     train_drop = train_then / train_end if train_end > 0 and train_then > 0 else 1.0
     memorising = (
         i < m // 2
@@ -679,7 +762,7 @@ def detect_overfitting(curve: Curve, s: Summary, th: Thresholds) -> Finding | No
     return Finding("overfitting", "medium", int(vx[i]), text, stats)
 
 
-def detect_all(curve: Curve, th: Thresholds) -> tuple[list[Finding], Summary]:
+def detect_all(curve: Curve, th: Thresholds) -> tuple[list[Finding], Summary, Progress]:
     """Run every detector; return the findings, most urgent first, and the summary.
 
     Order of urgency: unstable start (lr far too high) / divergence, then spikes, then
@@ -688,6 +771,7 @@ def detect_all(curve: Curve, th: Thresholds) -> tuple[list[Finding], Summary]:
     spike, one it does not recover from is divergence; recurring spikes are oscillation.
     """
     s = summarise(curve, th)
+    prog = progress(curve, s)
     n = curve.y.size
     findings: list[Finding] = []
     unstable = detect_unstable_start(curve, s, th)
@@ -753,11 +837,14 @@ def detect_all(curve: Curve, th: Thresholds) -> tuple[list[Finding], Summary]:
         )
     if osc is not None:
         findings.append(osc)
+    worse = detect_val_worse(curve, s, th, prog)
+    if worse is not None and osc is None and unstable is None:
+        findings.append(worse)
     over = detect_overfitting(curve, s, th)
     if over is not None:
         findings.append(over)
-    if unstable is None and diverging is None and osc is None:
-        slow = detect_slow(curve, s, th)
+    if unstable is None and diverging is None and osc is None and worse is None:
+        slow = detect_slow(curve, s, th, prog)
         if slow is not None:
             findings.append(slow)
-    return findings, s
+    return findings, s, prog
