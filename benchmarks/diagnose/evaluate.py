@@ -52,6 +52,8 @@ logging.getLogger("lrkit_seed_diagnose").setLevel(logging.ERROR)
 
 CLASSES = ("ok", "too_high", "too_low")
 METHODS = ("lrkit", "lrkit_before", "tutorial")
+#: which logged series a variant gives the diagnosis: (key, validation curve, lr + grad norm)
+VARIANTS = (("val", True, True), ("noval", False, True), ("losses", True, False))
 TUTORIAL_CLASS = {
     "NONFINITE": "too_high",
     "DIVERGING": "too_high",
@@ -79,18 +81,20 @@ def action_class(action: Any) -> str:
     return "too_high" if float(factor) < 1.0 else "too_low"
 
 
-def inputs(run: dict[str, Any], *, val: bool) -> dict[str, Any]:
-    kw: dict[str, Any] = {
-        "lr": outcome.lr_curve(run),
-        "grad_norm": _arr(run["grad_norm"]),
-    }
+def inputs(run: dict[str, Any], *, val: bool, extra: bool = True) -> dict[str, Any]:
+    """diagnose()'s inputs: the training loss, the lr and gradient norm (``extra``), and the
+    validation curve (``val``)."""
+    kw: dict[str, Any] = {}
+    if extra:
+        kw["lr"] = outcome.lr_curve(run)
+        kw["grad_norm"] = _arr(run["grad_norm"])
     if val and run["val"]:
         kw["val_loss"] = _arr(run["val"])
         kw["val_steps"] = run["val_steps"]
     return kw
 
 
-def predict(run: dict[str, Any], method: str, *, val: bool) -> tuple[str, str]:
+def predict(run: dict[str, Any], method: str, *, val: bool, extra: bool = True) -> tuple[str, str]:
     """``(class, verdict)`` of one method on one run."""
     loss = _arr(run["loss"])
     if method == "tutorial":
@@ -102,7 +106,7 @@ def predict(run: dict[str, Any], method: str, *, val: bool) -> tuple[str, str]:
         from lrkit.diagnose import diagnose
     else:
         diagnose = seed_modules()["_diagnosis"].diagnose
-    d = diagnose(loss, **inputs(run, val=val))
+    d = diagnose(loss, **inputs(run, val=val, extra=extra))
     return action_class(d.action), d.verdict
 
 
@@ -229,11 +233,13 @@ def evaluate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
         rows.append(row)
     for m in METHODS:
-        for val in (True, False):
-            key = f"{m}_{'val' if val else 'noval'}"
+        for name, val, extra in VARIANTS:
+            if m == "tutorial" and name == "losses":
+                continue  # the tutorial rules read the losses only anyway
+            key = f"{m}_{name}"
             t0 = time.perf_counter()
             for row, r in zip(rows, plain, strict=True):
-                row[key], row[key + "_verdict"] = predict(r, m, val=val)
+                row[key], row[key + "_verdict"] = predict(r, m, val=val, extra=extra)
             seconds[key] = time.perf_counter() - t0
     for m in ("lrkit", "lrkit_before"):
         t0 = time.perf_counter()
@@ -251,14 +257,17 @@ def evaluate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     def part(split: str) -> dict[str, Any]:
         sel = [r for r in rows if r["split"] == split]
+        if not sel:
+            return {"plain_runs": 0}
         out: dict[str, Any] = {
             "tasks": sorted({r["task"] for r in sel}),
             "plain_runs": len(sel),
             "label_counts": dict(Counter(r["label"] for r in sel)),
         }
         for m in METHODS:
-            for v in ("val", "noval"):
-                out[f"{m}_{v}"] = class_scores(sel, f"{m}_{v}")
+            for v, _, _ in VARIANTS:
+                if f"{m}_{v}" in sel[0]:
+                    out[f"{m}_{v}"] = class_scores(sel, f"{m}_{v}")
         for m in ("lrkit", "lrkit_before"):
             out[f"guard_{m}"] = guard_scores(sel, f"guard_{m}")
         out["faults"] = fault_scores([r for r in frows if r["split"] == split])
@@ -329,25 +338,27 @@ def _pct(x: float) -> str:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = []
+    """The tables quoted in the docs: fresh tasks first, then the design tasks."""
+    names = {"lrkit": "lrkit", "lrkit_before": "lrkit before", "tutorial": "tutorial rules"}
+    lines: list[str] = []
     for split in ("fresh", "design"):
         p = result[split]
         if not p["plain_runs"]:
             continue
         counts = p["label_counts"]
         lines += [
-            f"**{split} tasks** ({len(p['tasks'])}: {', '.join(p['tasks'])}; {p['plain_runs']} "
-            f"runs: ok {counts.get('ok', 0)}, too high {counts.get('too_high', 0)}, too low "
-            f"{counts.get('too_low', 0)}, borderline {counts.get('borderline', 0)})",
+            f"**{split.capitalize()} tasks** ({len(p['tasks'])}: {', '.join(p['tasks'])}; "
+            f"{p['plain_runs']} runs: ok {counts.get('ok', 0)}, too high "
+            f"{counts.get('too_high', 0)}, too low {counts.get('too_low', 0)}, borderline "
+            f"{counts.get('borderline', 0)}). All series logged (training and validation "
+            "loss, lr, gradient norm):",
             "",
-            "| figure | lrkit | lrkit before | tutorial rules | lrkit, no val | before, no val "
-            "| tutorial, no val |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| figure | " + " | ".join(names.values()) + " |",
+            "|---|" + "---:|" * len(names),
         ]
-        cols = [f"{m}_{v}" for v in ("val", "noval") for m in METHODS]
 
-        def row(name: str, get: Any, cols: list[str] = cols, p: dict[str, Any] = p) -> str:
-            return f"| {name} | " + " | ".join(get(p[c]) for c in cols) + " |"
+        def row(name: str, get: Any, p: dict[str, Any] = p) -> str:
+            return f"| {name} | " + " | ".join(get(p[f"{m}_val"]) for m in names) + " |"
 
         lines.append(row("macro-F1 (ok / too high / too low)", lambda s: f"{s['macro_f1']:.3f}"))
         lines.append(row("false alarms on ok runs", lambda s: _pct(s["false_alarm_rate_ok"])))
@@ -358,7 +369,7 @@ def markdown(result: dict[str, Any]) -> str:
         for c in CLASSES:
             lines.append(
                 row(
-                    f"{c}: precision / recall",
+                    f"{c.replace('_', ' ')}: precision / recall",
                     lambda s, c=c: (
                         f"{s['per_class'][c]['precision']:.2f} / {s['per_class'][c]['recall']:.2f}"
                     ),
@@ -366,24 +377,43 @@ def markdown(result: dict[str, Any]) -> str:
             )
         g, gb = p["guard_lrkit"], p["guard_lrkit_before"]
         lines.append(
-            f"| Guard: false interventions on ok runs | {_pct(g['false_intervention_rate_ok'])} "
-            f"| {_pct(gb['false_intervention_rate_ok'])} | - | | | |"
+            f"| live Guard: false interventions on ok runs | "
+            f"{_pct(g['false_intervention_rate_ok'])} | "
+            f"{_pct(gb['false_intervention_rate_ok'])} | - |"
         )
         for kind, f in p["faults"].items():
             lines.append(
-                f"| fault {kind}: caught by diagnose / Guard ({f['runs']} runs) | "
+                f"| fault `{kind}` caught: diagnose / Guard ({f['runs']} runs) | "
                 f"{_pct(f['lrkit_caught'])} / {_pct(f['guard_lrkit_caught'])} | "
                 f"{_pct(f['lrkit_before_caught'])} / {_pct(f['guard_lrkit_before_caught'])} "
-                "| - | | | |"
+                "| - |"
             )
+        lines += [
+            "",
+            "| with fewer series (macro-F1 / false alarms / wrong direction) | "
+            + " | ".join(names.values())
+            + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for v, label in (("noval", "no validation curve"), ("losses", "losses only (no lr)")):
+            cells = []
+            for m in names:
+                sc = p.get(f"{m}_{v}")
+                cells.append(
+                    "-"
+                    if sc is None
+                    else f"{sc['macro_f1']:.3f} / {_pct(sc['false_alarm_rate_ok'])} / "
+                    f"{_pct(sc['wrong_direction_rate'])}"
+                )
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     noise = result.get("ground_truth_noise", {})
     if noise:
         lines.append(
             "Ground-truth noise (seed-to-seed spread of the final validation loss at the anchor "
-            "lr): "
+            "lr, 2 seeds): "
             + "; ".join(
-                f"{s}: median {v['median_pct']:.1f}%, 90th percentile {v['p90_pct']:.1f}% "
+                f"{s} tasks median {v['median_pct']:.1f}%, 90th percentile {v['p90_pct']:.1f}% "
                 f"({v['configurations']} configurations)"
                 for s, v in noise.items()
             )

@@ -607,6 +607,25 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds, prog: Progress) -> Fin
             stats,
         )
     stats["level_change_se"] = s.se_diff
+    train_fell = s.fall >= th.evidence_z * s.se_diff
+    if (
+        prog.judged == "validation"
+        and not train_fell
+        and curve.val_y is not None
+        and bool(np.all(curve.val_y > 0))
+        and 0.0 <= -math.expm1(-prog.fall) < th.plateau_drop
+        and prog.late_drop <= th.evidence_z * prog.late_se + th.plateau_drop
+    ):
+        # the training loss is too noisy to show progress, and the validation loss (the same
+        # data each time) shows there was almost none
+        return Finding(
+            "plateau",
+            "medium",
+            _step(curve.x, 0),
+            f"stuck: the validation loss fell only {-math.expm1(-prog.fall):.1%} and the "
+            "training loss no more than its noise",
+            stats,
+        )
     if not decreasing and drop < th.plateau_drop:
         if 2.0 * s.se_diff > th.plateau_power:
             return None  # too noisy to rule out progress: not enough evidence
@@ -654,7 +673,7 @@ def slow_progress(s: Summary, th: Thresholds, prog: Progress | None = None) -> b
     # steadily: the smoothed loss never well above its start early on (a loss that first rose
     # had too large updates)
     early = s.base[: max(2, s.base.size // 5)]
-    steady = float(np.max(early)) <= th.stuck_explode_ratio * s.start
+    steady = float(np.max(early)) <= th.stuck_explode_ratio * min(s.initial, s.start)
     steady = steady and s.explode < th.explode_ratio  # no early blow-up either
     if prog is not None and prog.val_rebound >= th.val_rise:
         steady = False  # a validation loss that jumped up on the way
