@@ -100,8 +100,10 @@ class Thresholds:
             means the lr is too high.
         overfit_zigzag: a validation rise whose path length is at most this multiple of its
             net change is steady (overfitting).
-        val_explode: an evaluation in the first fifth at this multiple of the starting training
-            loss or more means the updates blew the model up (unstable start: lr too high).
+        jump_ratio: an evaluation in the first fifth at this multiple of the starting training
+            loss or more means the updates blew the model up (unstable start: lr too high); a
+            training loss that jumped this far above its first value early on is no "barely
+            falling" run.
     """
 
     min_points: int = 20
@@ -141,7 +143,7 @@ class Thresholds:
     val_rise: float = 0.2
     val_min_share: float = 0.6
     overfit_zigzag: float = 1.5
-    val_explode: float = 3.0
+    jump_ratio: float = 3.0
 
     def replace(self, **changes: float) -> Thresholds:
         """A copy with some thresholds changed (unknown names raise ValueError)."""
@@ -469,7 +471,7 @@ def detect_unstable_start(curve: Curve, s: Summary, th: Thresholds) -> Finding |
     ref = max(s.initial, s.start)  # the loss before training changed much
     if vy is not None and vy.size >= 3 and ref > 0 and not recovered:
         early_val = float(np.max(vy[: max(2, vy.size // 5)]))
-        if early_val >= th.val_explode * ref:
+        if early_val >= th.jump_ratio * ref:
             assert curve.val_x is not None
             k = int(np.argmax(vy[: max(2, vy.size // 5)]))
             stats["early_val_max_ratio"] = early_val / ref
@@ -673,8 +675,8 @@ def slow_progress(s: Summary, th: Thresholds, prog: Progress | None = None) -> b
     # steadily: the smoothed loss never well above its start early on (a loss that first rose
     # had too large updates)
     early = s.base[: max(2, s.base.size // 5)]
-    steady = float(np.max(early)) <= th.stuck_explode_ratio * min(s.initial, s.start)
-    steady = steady and s.explode < th.explode_ratio  # no early blow-up either
+    steady = float(np.max(early)) <= th.stuck_explode_ratio * max(s.initial, s.start)
+    steady = steady and s.explode < th.jump_ratio  # no early jump either
     if prog is not None and prog.val_rebound >= th.val_rise:
         steady = False  # a validation loss that jumped up on the way
     return decreasing and fell and slow and steady
