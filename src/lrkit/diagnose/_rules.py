@@ -686,9 +686,12 @@ def still_falling(prog: Progress, th: Thresholds) -> bool:
     """The judged curve fell a large share of its fall in the last 40% of the run, at an lr still
     at least half its peak, significantly. Not judged when the lr decayed before the end: a
     decaying schedule's best peak lr also leaves the loss falling until the decay (measured on
-    the design tasks), so a run still falling then says nothing about its lr."""
+    the design tasks), so a run still falling then says nothing about its lr. Read on the
+    validation loss only: the training loss of a good run keeps falling after the validation
+    loss has settled (it fits its training set), so on its own it says nothing either."""
     return (
-        not prog.decayed
+        prog.judged == "validation"
+        and not prog.decayed
         and not prog.val_rebound >= th.val_rise  # a validation loss that jumped: unsteady
         and math.isfinite(prog.late_share)
         and prog.late_share >= th.falling_share
