@@ -346,6 +346,7 @@ def diagnose_curve(
                 "noise_sigma": s.sigma,
                 "level_change": -s.fall,
                 "level_change_se": s.se_diff,
+                "progress": prog.as_dict(),
             }
         )
     elif cy.size >= 3:
@@ -367,7 +368,10 @@ def diagnose_curve(
         )
         action = Action("collect_more", "log more steps, then diagnose again", reason, {})
     else:
-        reason = "no problem found: the loss falls and settles without spikes or divergence"
+        reason = (
+            "converged: the loss fell and settled, without spikes or divergence; keep the "
+            "learning rate"
+        )
         action = Action("none", "keep the learning rate", reason, {})
     logger.info("diagnose: verdict %s (%s)", verdict, reason)
     return Diagnosis(
