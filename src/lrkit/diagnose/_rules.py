@@ -60,20 +60,20 @@ class Thresholds:
         oscillation_spikes: this many separate spikes count as oscillation.
         plateau_trend_z: the second half counts as "no progress" when the Mann-Kendall z
             (autocorrelation-corrected) is above this (i.e. not clearly decreasing).
-        plateau_share: ... and at least this share of the total improvement came in the
-            first quarter of the run (progress stopped early).
-        plateau_decades: ... and the loss fell by fewer decades than this (a loss that fell
-            further and then flattened has most likely converged).
+        plateau_share, plateau_decades: no longer used (they made "progress stopped early" a
+            plateau, so a run that fell fast and settled at its best lr was told to raise its
+            lr 10x; such a run has converged); kept so that code passing them still runs.
         plateau_drop: relative improvement below this, with no downward trend, is a plateau.
         plateau_lr: a learning rate below this fraction of its maximum for the last
             ``plateau_lr_span`` of the run (or more) explains a plateau.
         plateau_lr_span: see ``plateau_lr``.
-        slow_decades: too slow when the loss fell by fewer decades than this with less than
-            ``slow_share`` of the improvement in the first quarter ...
-        slow_share: see ``slow_decades``.
-        slow_decades_early: ... or by fewer than this with a slow start (less than
-            ``slow_early`` of the improvement in the first tenth).
+        slow_decades_early: "barely falling" (too slow): the loss fell by fewer decades than
+            this, steadily, with less than ``slow_early`` of its progress made in the first
+            tenth of the run's lr-time ...
         slow_early: see ``slow_decades_early``.
+        slow_decades, slow_share: no longer used (a rule on the decades fallen alone told a
+            language model's good runs, whose loss can only fall ~0.25 decades, "too slow");
+            kept so that code passing them still runs.
         overfit_rise: validation end level above its minimum by this fraction.
         overfit_min_evals: evaluations needed after the validation minimum.
         overfit_train_drop: ... or, without such a rise: the validation loss has not improved
@@ -668,9 +668,10 @@ def slow_progress(s: Summary, th: Thresholds, prog: Progress | None = None) -> b
     progress not front-loaded (the training loss; any schedule)."""
     decreasing = s.trend.p < th.alpha and s.trend.z < 0
     fell = s.fall >= th.evidence_z * s.se_diff
-    slow = math.isfinite(s.decades) and (
-        (s.decades < th.slow_decades and s.quarter_share < th.slow_share)
-        or (s.decades < th.slow_decades_early and s.early_share < th.slow_early)
+    slow = (
+        math.isfinite(s.decades)
+        and s.decades < th.slow_decades_early
+        and s.early_share < th.slow_early
     )
     # steadily: the smoothed loss never well above its start early on (a loss that first rose
     # had too large updates)
