@@ -664,8 +664,9 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds, prog: Progress) -> Fin
 
 
 def slow_progress(s: Summary, th: Thresholds, prog: Progress | None = None) -> bool:
-    """Barely fell, steadily: a significant decrease of under ``slow_decades`` decades with
-    progress not front-loaded (the training loss; any schedule)."""
+    """Barely fell, steadily: a significant decrease of under ``slow_decades_early`` decades
+    with a slow start (under ``slow_early`` of it in the first tenth of lr-time), never above
+    its first value early on (the training loss; any schedule)."""
     decreasing = s.trend.p < th.alpha and s.trend.z < 0
     fell = s.fall >= th.evidence_z * s.se_diff
     slow = (
