@@ -219,7 +219,7 @@ def caught(run: dict[str, Any], method: str) -> bool:
 
 
 def evaluate(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    plain = [r for r in runs if r["fault"] is None]
+    plain = [r for r in runs if r["fault"] is None and r["label"] != "unbracketed"]
     faults = [r for r in runs if r["fault"] is not None]
     seconds: dict[str, float] = {}
     rows = []

@@ -45,7 +45,11 @@ anchor), ``best``, at
 * ``too_high`` / ``too_low`` when it is over 50% worse (non-finite counts as worse) and its lr
   is above / below ``lr*``;
 * ``borderline`` otherwise (10-50% worse, or worse at ``lr*`` itself): left out of the class
-  figures, reported on its own.
+  figures, reported on its own;
+* ``unbracketed`` when ``lr*`` is the lowest or highest lr of the sweep (the best is not
+  bracketed, so the side and the distance to it are unknown): left out of every figure. One
+  configuration of the 104 is: ``wine_logreg`` with warmup + cosine, whose validation loss
+  reaches 0.0 (float32) at 100x the anchor on the separable wine data.
 
 Fault runs keep the same outcome label plus their fault kind; they are scored on their own
 (was the fault caught?).
@@ -401,6 +405,7 @@ def label_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
             v = math.inf if r["final"] is None else float(r["final"])
             by_config.setdefault(c, {}).setdefault(r["k"], []).append(v)
     for c, per_k in by_config.items():
+        edges = (min(per_k), max(per_k))
         means = {
             k: float(np.mean(v)) if all(map(math.isfinite, v)) else math.inf
             for k, v in per_k.items()
@@ -408,13 +413,24 @@ def label_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         best_k = min(means, key=lambda k: means[k])
         at_best = per_k[best_k]
         spread = (max(at_best) - min(at_best)) / means[best_k] if len(at_best) > 1 else 0.0
-        refs[c] = {"best": means[best_k], "best_k": best_k, "spread": spread}
+        refs[c] = {
+            "best": means[best_k],
+            "best_k": best_k,
+            "spread": spread,
+            "bracketed": best_k not in edges,
+        }
     for r in runs:
         ref = refs[f"{r['schedule']}x{r['length']}"]
         final = math.inf if r["final"] is None else float(r["final"])
         side = int(np.sign(r["k"] - ref["best_k"]))
         r["side"] = side
         r["factor_to_best"] = 10 ** ((r["k"] - ref["best_k"]) / 4)
+        if not ref["bracketed"]:
+            # the best lr is the first or last of the sweep: "which side of the best" and
+            # "how far from the best" are unknown
+            r["label"] = "unbracketed"
+            r["ratio_to_best"] = math.nan
+            continue
         ratio = final / ref["best"]
         r["ratio_to_best"] = ratio
         if ratio <= 1.0 + OK_WITHIN:
