@@ -367,7 +367,7 @@ def test_monitor_diagnose_judges_the_run_so_far_with_its_own_detections() -> Non
 
     y = healthy_curve(15)
     y[260] = 40.0
-    mon = LossMonitor()
+    mon = LossMonitor(history=4096)
     for s, v in enumerate(y):
         mon.observe(s, float(v))
     assert [(e.kind, e.onset_step) for e in mon.detections] == [("spike", 260)]
@@ -375,6 +375,8 @@ def test_monitor_diagnose_judges_the_run_so_far_with_its_own_detections() -> Non
     assert live.verdict == offline.verdict == "spiking"
     assert live.findings[0].onset_step == offline.findings[0].onset_step == 260
     assert mon.steps == list(range(N))
+    with pytest.raises(ValueError, match="history must be > 0"):
+        LossMonitor().diagnose()
 
 
 def test_monitor_history_is_bounded_keeps_spikes_and_forgets_rolled_back_steps() -> None:
