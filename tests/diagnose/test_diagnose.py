@@ -492,3 +492,41 @@ def test_lr_direction_of_every_action_kind() -> None:
     assert lr_direction(Action("early_stop", "", "", {"at_step": 3})) is None
     assert lr_direction(Action("collect_more", "", "")) is None
     assert json.loads(json.dumps(diagnose(healthy_curve()).to_dict()))["lr_direction"] == "keep"
+
+
+def test_lr_time_and_the_high_lr_window_are_exact() -> None:
+    """lr-time is the cumulative lr share at the end of each point; the window is the last 40%
+    of the steps whose lr is at least half its peak."""
+    from lrkit.diagnose._progress import high_lr_window, lr_time
+    from lrkit.diagnose._rules import Curve
+
+    n = 10
+    x = np.arange(n, dtype=np.float64)
+    y = np.ones(n)
+    lr = np.array([0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 0.6, 0.4, 0.2, 0.0])
+    curve = Curve(x, y, np.ones(n), None, None, lr, None)
+    tau, known = lr_time(curve)
+    assert known
+    np.testing.assert_allclose(tau, np.cumsum(lr) / lr.sum())
+    assert high_lr_window(curve) == pytest.approx((6 - 0.4 * (6 - 1), 6.0))
+    flat = Curve(x, y, np.ones(n), None, None, None, None)
+    tau, known = lr_time(flat)
+    assert not known
+    np.testing.assert_allclose(tau, (x + 1) / n)
+    assert high_lr_window(flat) == pytest.approx((9 - 0.4 * 9, 9.0))
+
+
+def test_guard_with_history_diagnoses_the_run_so_far() -> None:
+    """Guard(history=...) keeps the curve in its monitor: the offline verdict on the run so far,
+    with the spikes the Guard itself raised."""
+    from lrkit.diagnose import Guard
+
+    y = healthy_curve(24)
+    y[300] = 80.0
+    guard = Guard(policy="warn", history=4096)
+    for s, v in enumerate(y):
+        guard.step(s, float(v))
+    assert [e.step for e in guard.events] == [300]
+    d = guard.monitor.diagnose(lr=0.01)
+    assert d.verdict == "spiking" and d.findings[0].onset_step == 300
+    assert d.action.kind == "rollback" and d.lr_direction is None
