@@ -628,8 +628,9 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds, prog: Progress) -> Fin
             "training loss no more than its noise",
             stats,
         )
-    if not decreasing and drop < th.plateau_drop:
-        if 2.0 * s.se_diff > th.plateau_power:
+    if drop < th.plateau_drop:
+        # under 5% over the whole run, a significant trend or not: it never really fell
+        if not decreasing and 2.0 * s.se_diff > th.plateau_power:
             return None  # too noisy to rule out progress: not enough evidence
         return Finding(
             "plateau",
