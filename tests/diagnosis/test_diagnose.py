@@ -127,12 +127,16 @@ def test_flat_curve_is_plateau() -> None:
     assert d.action.kind == "scale_lr" and d.action.params["factor"] == 10.0
 
 
-def test_progress_that_stops_early_is_plateau_and_lr_explains_it() -> None:
+def test_progress_that_stops_early_is_converged_unless_the_lr_died() -> None:
+    """A loss that fell fast and then settled has converged: never "raise the lr" (issue 13);
+    with an lr that fell to ~0 when it stopped, the schedule explains the stop: plateau."""
     t = np.arange(N)
     rng = np.random.default_rng(8)
     y = (1.5 * np.exp(-t / 12) + 0.6) * np.exp(0.15 * rng.standard_normal(N))
     y[60:] = 0.6 * np.exp(0.15 * rng.standard_normal(N - 60))
-    assert diagnose(y).verdict == "plateau"
+    d = diagnose(y)
+    assert d.verdict == "healthy" and d.action.kind == "none"
+    assert diagnose(y, lr=np.full(N, 0.1)).verdict == "healthy"
     lr = np.where(t < 60, 0.1, 1e-5)
     d = diagnose(y, lr=lr)
     assert d.verdict == "plateau" and d.findings[0].onset_step == 60
@@ -341,3 +345,188 @@ def test_plot_marks_each_onset(tmp_path: object) -> None:
     assert onset.get_xdata()[0] == 240
     assert "spiking" in ax.get_title()
     plt.close(ax.figure)
+
+
+# ---------------------------------------------------------------- the Guard's detectors
+def test_offline_spikes_are_the_live_monitors_detections() -> None:
+    """diagnose() replays the Guard's LossMonitor: the spike it reports is the Guard's alarm."""
+    from lrkit.diagnosis import Guard
+
+    y = healthy_curve(14)
+    y[233] = 30.0
+    guard = Guard(policy="warn")
+    alarms = [s for s, v in enumerate(y) if guard.step(s, float(v)).event is not None]
+    d = diagnose(y)
+    assert alarms == [233]
+    assert d.verdict == "spiking" and d.findings[0].onset_step == 233
+    assert d.findings[0].statistics["signal"] == "loss"
+
+
+def test_monitor_diagnose_judges_the_run_so_far_with_its_own_detections() -> None:
+    from lrkit.diagnosis import LossMonitor
+
+    y = healthy_curve(15)
+    y[260] = 40.0
+    mon = LossMonitor(history=4096)
+    for s, v in enumerate(y):
+        mon.observe(s, float(v))
+    assert [(e.kind, e.onset_step) for e in mon.detections] == [("spike", 260)]
+    live, offline = mon.diagnose(), diagnose(y)
+    assert live.verdict == offline.verdict == "spiking"
+    assert live.findings[0].onset_step == offline.findings[0].onset_step == 260
+    assert mon.steps == list(range(N))
+    with pytest.raises(ValueError, match="history must be > 0"):
+        LossMonitor().diagnose()
+
+
+def test_monitor_history_is_bounded_keeps_spikes_and_forgets_rolled_back_steps() -> None:
+    from lrkit.diagnosis import LossMonitor
+
+    mon = LossMonitor(history=64)
+    y = healthy_curve(16, n=1000)
+    y[700] = 500.0
+    for s, v in enumerate(y):
+        mon.observe(s, float(v))
+    steps = mon.steps
+    assert len(steps) <= 64 and steps[0] == 0 and steps == sorted(steps)
+    width = steps[1] - steps[0]
+    assert width == 1000 // 32 or width in (16, 32)  # bins merged in pairs
+    d = mon.diagnose()
+    assert d.verdict == "spiking" and d.findings[0].onset_step == 700
+    # a rollback to step 650: the bins and detections from there on are dropped
+    mon.observe(650, float(y[650]))
+    assert mon.steps[-1] <= 650 and mon.detections == []
+
+
+# ---------------------------------------------------------------- lr evidence (issue 13)
+def _steps_val(n: int = N, every: int = 20) -> np.ndarray:
+    return np.arange(every - 1, n, every)
+
+
+def test_converged_is_healthy_and_stuck_is_plateau_never_the_other_way() -> None:
+    """Fell fast, then settled at its floor (a logistic regression at its best lr): healthy,
+    keep the lr. Never really fell: plateau, raise it."""
+    rng = np.random.default_rng(20)
+    t = np.arange(N)
+    converged = (0.9 * np.exp(-t / 10) + 0.25) * np.exp(0.05 * rng.standard_normal(N))
+    vs = _steps_val()
+    val = 0.9 * np.exp(-vs / 10) + 0.27
+    for kw in ({}, {"lr": np.full(N, 2.0)}, {"val_loss": val, "val_steps": vs}):
+        d = diagnose(converged, **kw)  # type: ignore[arg-type]
+        assert d.verdict == "healthy" and d.lr_direction == "keep", kw
+    stuck = 1.1 * np.exp(0.05 * rng.standard_normal(N))
+    d = diagnose(stuck, lr=np.full(N, 1e-6))
+    assert d.verdict == "plateau" and d.lr_direction == "raise"
+    assert d.reason.startswith("stuck: the loss never really fell")
+
+
+def test_still_falling_at_a_constant_lr_is_too_slow_but_not_under_a_decayed_lr() -> None:
+    """Falling steadily through the end at a constant lr: too slow (raise 3x). A fast fall that
+    goes on falling until an lr that decays before the end is no evidence (the best peak lr of
+    a decaying schedule also leaves the loss falling until the decay)."""
+    rng = np.random.default_rng(21)
+    t = np.arange(N)
+    noise = np.exp(0.03 * rng.standard_normal(N))
+    vs = _steps_val()
+    val = 2.3 * np.exp(-vs / 250)
+    d = diagnose(2.3 * np.exp(-t / 250) * noise, val_loss=val, val_steps=vs, lr=1e-3)
+    assert d.verdict == "too_slow" and d.action.params == {"factor": 3.0}
+    assert d.lr_direction == "raise"
+    stats = d.findings[0].statistics
+    # judged on the validation loss over the last 40% of the run (a constant lr: all of it is
+    # high-lr): log-linear, so the share is a ratio of step spans
+    assert stats["judged"] == "validation"
+    assert stats["late_share"] == pytest.approx((0.4 * (N - 1)) / (N - 1 - vs[0]))
+    two_speed = (2.3 * np.exp(-t / 15) + 0.5 * np.exp(-t / 200)) * noise
+    val2 = 2.3 * np.exp(-vs / 15) + 0.5 * np.exp(-vs / 200)
+    d = diagnose(two_speed, val_loss=val2, val_steps=vs, lr=np.full(N, 1e-3))
+    assert d.verdict == "too_slow" and d.findings[0].statistics["late_share"] >= 0.25
+    cosine = 1e-3 * 0.5 * (1 + np.cos(np.pi * t / N))
+    d = diagnose(two_speed, val_loss=val2, val_steps=vs, lr=cosine)
+    assert d.verdict == "healthy" and d.lr_direction == "keep"
+
+
+def test_validation_that_jumps_and_ends_above_its_best_is_lr_too_high() -> None:
+    """Training loss falls; the validation loss was best at 30% of the run, then jumped around
+    and ended 60% above it: the lr is too high (lower it). A steady rise is overfitting."""
+    y = healthy_curve(22)
+    vs = _steps_val()
+    rng = np.random.default_rng(22)
+    best_at = 6
+    val = 0.3 * np.exp(-np.arange(vs.size) / 3.0) + 0.2
+    jumpy = val.copy()
+    jumpy[best_at:] = 0.22 * np.exp(0.45 * np.abs(rng.standard_normal(vs.size - best_at))) + 0.08
+    jumpy[-3:] = [0.45, 0.5, 0.47]
+    d = diagnose(y, val_loss=jumpy, val_steps=vs)
+    assert d.verdict == "oscillating" and d.lr_direction == "lower"
+    st = d.findings[0].statistics
+    assert st["val_zigzag"] > 1.5 and st["val_rise"] >= 0.2 and st["val_min_share"] <= 0.6
+    assert d.findings[0].onset_step == st["val_min_step"]
+    steady = val.copy()
+    steady[best_at:] = val[best_at] * (1 + 0.08 * np.arange(vs.size - best_at))
+    d2 = diagnose(y, val_loss=steady, val_steps=vs)
+    assert d2.verdict == "overfitting" and d2.lr_direction is None
+
+
+def test_an_early_validation_blow_up_is_an_unstable_start() -> None:
+    y = healthy_curve(23)
+    vs = _steps_val()
+    val = 0.3 * np.exp(-vs / 100) + 0.1
+    val[0] = 60.0  # the model blown up at the first evaluation (26x the starting loss)
+    d = diagnose(y, val_loss=val, val_steps=vs)
+    assert d.verdict == "oscillating" and d.findings[0].onset_step == vs[0]
+    assert "validation loss reached" in d.reason and d.lr_direction == "lower"
+
+
+def test_lr_direction_of_every_action_kind() -> None:
+    from lrkit.diagnosis import Action
+    from lrkit.diagnosis._findings import lr_direction
+
+    assert lr_direction(Action("none", "", "")) == "keep"
+    assert lr_direction(Action("scale_lr", "", "", {"factor": 0.1})) == "lower"
+    assert lr_direction(Action("scale_lr", "", "", {"factor": 3.0})) == "raise"
+    assert lr_direction(Action("rollback", "", "", {"before_step": 3, "lr_factor": 0.1})) == (
+        "lower"
+    )
+    assert lr_direction(Action("rollback", "", "", {"before_step": 3, "skip_batches": 2})) is None
+    assert lr_direction(Action("early_stop", "", "", {"at_step": 3})) is None
+    assert lr_direction(Action("collect_more", "", "")) is None
+    assert json.loads(json.dumps(diagnose(healthy_curve()).to_dict()))["lr_direction"] == "keep"
+
+
+def test_lr_time_and_the_high_lr_window_are_exact() -> None:
+    """lr-time is the cumulative lr share at the end of each point; the window is the last 40%
+    of the steps whose lr is at least half its peak."""
+    from lrkit.diagnosis._progress import high_lr_window, lr_time
+    from lrkit.diagnosis._rules import Curve
+
+    n = 10
+    x = np.arange(n, dtype=np.float64)
+    y = np.ones(n)
+    lr = np.array([0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 0.6, 0.4, 0.2, 0.0])
+    curve = Curve(x, y, np.ones(n), None, None, lr, None)
+    tau, known = lr_time(curve)
+    assert known
+    np.testing.assert_allclose(tau, np.cumsum(lr) / lr.sum())
+    assert high_lr_window(curve) == pytest.approx((6 - 0.4 * (6 - 1), 6.0))
+    flat = Curve(x, y, np.ones(n), None, None, None, None)
+    tau, known = lr_time(flat)
+    assert not known
+    np.testing.assert_allclose(tau, (x + 1) / n)
+    assert high_lr_window(flat) == pytest.approx((9 - 0.4 * 9, 9.0))
+
+
+def test_guard_with_history_diagnoses_the_run_so_far() -> None:
+    """Guard(history=...) keeps the curve in its monitor: the offline verdict on the run so far,
+    with the spikes the Guard itself raised."""
+    from lrkit.diagnosis import Guard
+
+    y = healthy_curve(24)
+    y[300] = 80.0
+    guard = Guard(policy="warn", history=4096)
+    for s, v in enumerate(y):
+        guard.step(s, float(v))
+    assert [e.step for e in guard.events] == [300]
+    d = guard.monitor.diagnose(lr=0.01)
+    assert d.verdict == "spiking" and d.findings[0].onset_step == 300
+    assert d.action.kind == "rollback" and d.lr_direction is None

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from lrkit.diagnosis._diagnosis import diagnose
     from lrkit.diagnosis._files import diagnose_file, read_log
     from lrkit.diagnosis._findings import PROBLEMS, VERDICTS, Action, Diagnosis, Finding
-    from lrkit.diagnosis._guard import Guard, GuardAction, GuardError, GuardEvent, LossMonitor
+    from lrkit.diagnosis._guard import Guard, GuardAction, GuardError, GuardEvent
+    from lrkit.diagnosis._monitor import LossMonitor
     from lrkit.diagnosis._readers import Log, LogFormatError
     from lrkit.diagnosis._rules import Thresholds
 
@@ -43,13 +44,8 @@ if not TYPE_CHECKING:
             "lrkit.diagnosis._diagnosis": ["diagnose"],
             "lrkit.diagnosis._files": ["diagnose_file", "read_log"],
             "lrkit.diagnosis._findings": ["PROBLEMS", "VERDICTS", "Action", "Diagnosis", "Finding"],
-            "lrkit.diagnosis._guard": [
-                "Guard",
-                "GuardAction",
-                "GuardError",
-                "GuardEvent",
-                "LossMonitor",
-            ],
+            "lrkit.diagnosis._guard": ["Guard", "GuardAction", "GuardError", "GuardEvent"],
+            "lrkit.diagnosis._monitor": ["LossMonitor"],
             "lrkit.diagnosis._readers": ["Log", "LogFormatError"],
             "lrkit.diagnosis._rules": ["Thresholds"],
         },

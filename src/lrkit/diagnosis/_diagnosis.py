@@ -19,7 +19,7 @@ from lrkit.diagnosis._findings import Action, Diagnosis, Finding
 from lrkit.diagnosis._rules import Curve, Thresholds, detect_all, slow_progress
 from lrkit.diagnosis._stats import bin_means, rolling_median
 
-__all__ = ["diagnose"]
+__all__ = ["diagnose", "diagnose_curve"]
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,34 @@ def diagnose(
         >>> d.verdict, d.findings[0].onset_step, d.action.kind
         ('diverged', 300, 'rollback')
     """
+    return diagnose_curve(
+        train_loss,
+        val_loss=val_loss,
+        steps=steps,
+        val_steps=val_steps,
+        lr=lr,
+        grad_norm=grad_norm,
+        min_points=min_points,
+        thresholds=thresholds,
+    )
+
+
+def diagnose_curve(
+    train_loss: ArrayLike,
+    *,
+    val_loss: ArrayLike | None = None,
+    steps: ArrayLike | None = None,
+    val_steps: ArrayLike | None = None,
+    lr: ArrayLike | float | None = None,
+    grad_norm: ArrayLike | None = None,
+    min_points: int | None = None,
+    thresholds: Thresholds | None = None,
+    peaks: ArrayLike | None = None,
+    detections: list[Any] | None = None,
+) -> Diagnosis:
+    """:func:`diagnose`, plus what a live :class:`~lrkit.diagnosis.LossMonitor` knows: the
+    maximum behind each (binned) point (``peaks``) and its own ``detections`` (used as the
+    spikes and jumps instead of a replay of the curve)."""
     th = thresholds if thresholds is not None else Thresholds()
     if not isinstance(th, Thresholds):
         fail("thresholds", thresholds, "a lrkit.diagnosis.Thresholds")
@@ -216,6 +244,12 @@ def diagnose(
         g_arr = _as_array("grad_norm", grad_norm)
         if g_arr.size != n:
             fail("grad_norm", f"<{g_arr.size} values>", f"as long as train_loss ({n} values)")
+    pk: FloatArray | None = None
+    if peaks is not None:
+        pk = _as_array("peaks", peaks)
+        if pk.size != n:
+            fail("peaks", f"<{pk.size} values>", f"as long as train_loss ({n} values)")
+        pk = np.maximum(pk, y_all)
     vy: FloatArray | None = None
     vx: FloatArray | None = None
     if val_loss is not None:
@@ -259,7 +293,7 @@ def diagnose(
         cx = xs[edges[:-1]]
         width = np.diff(np.append(xs[edges[:-1]], xs[-1] + 1)).astype(np.float64)
         cy = means
-        cpeak = np.maximum.reduceat(ys, edges[:-1])
+        cpeak = np.maximum.reduceat(ys if pk is None else pk[:stop], edges[:-1])
         clr = lr_arr[edges[:-1]] if lr_arr is not None and lr_arr.size == n else lr_arr
         cg = None
         if g_arr is not None:
@@ -269,7 +303,7 @@ def diagnose(
             cg = gmax
     else:
         cx, cy = xs, ys
-        cpeak = ys
+        cpeak = ys if pk is None else pk[:stop]
         width = np.ones(cx.size)
         clr = lr_arr[:stop] if lr_arr is not None and lr_arr.size == n else lr_arr
         cg = None if g_arr is None else np.where(np.isnan(g_arr[:stop]), np.inf, g_arr[:stop])
@@ -280,8 +314,8 @@ def diagnose(
     smoothed = np.full(cx.size, np.nan)
     too_noisy = ""
     if cy.size >= th.min_points:
-        curve = Curve(cx, cy, width, vx, vy, clr, cg, cpeak)
-        more, s = detect_all(curve, th)
+        curve = Curve(cx, cy, width, vx, vy, clr, cg, cpeak, detections)
+        more, s, prog = detect_all(curve, th)
         findings.extend(more)
         smoothed = s.base
         still_falling = s.trend_half.p < th.alpha and s.trend_half.z < 0
@@ -312,6 +346,7 @@ def diagnose(
                 "noise_sigma": s.sigma,
                 "level_change": -s.fall,
                 "level_change_se": s.se_diff,
+                "progress": prog.as_dict(),
             }
         )
     elif cy.size >= 3:
@@ -333,7 +368,10 @@ def diagnose(
         )
         action = Action("collect_more", "log more steps, then diagnose again", reason, {})
     else:
-        reason = "no problem found: the loss falls and settles without spikes or divergence"
+        reason = (
+            "converged: the loss fell and settled, without spikes or divergence; keep the "
+            "learning rate"
+        )
         action = Action("none", "keep the learning rate", reason, {})
     logger.info("diagnose: verdict %s (%s)", verdict, reason)
     return Diagnosis(

@@ -110,6 +110,18 @@ class Action:
         )
 
 
+def lr_direction(action: Action) -> str | None:
+    """``"lower"``, ``"raise"`` or ``"keep"`` (see :attr:`Diagnosis.lr_direction`)."""
+    if action.kind == "none":
+        return "keep"
+    factor = action.params.get("factor") if action.kind == "scale_lr" else None
+    if action.kind == "rollback":
+        factor = action.params.get("lr_factor")
+    if factor is None:
+        return None
+    return "lower" if float(factor) < 1.0 else "raise"
+
+
 @dataclass(frozen=True, eq=False)
 class Diagnosis:
     """The result of :func:`lrkit.diagnosis.diagnose`.
@@ -144,11 +156,26 @@ class Diagnosis:
         """True when a problem was found (the CLI exits 1)."""
         return self.verdict in PROBLEMS
 
+    @property
+    def lr_direction(self) -> str | None:
+        """What the action does to the learning rate: ``"lower"``, ``"raise"`` or ``"keep"``;
+        None when it is about something else (roll back and skip batches, stop early, log
+        more steps).
+
+        Example:
+            >>> import numpy as np
+            >>> from lrkit.diagnosis import diagnose
+            >>> diagnose(2.0 * np.exp(-np.arange(300) / 40) + 0.1).lr_direction
+            'keep'
+        """
+        return lr_direction(self.action)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict: verdict, reason, findings, action and summary statistics."""
         return _as_dict(
             {
                 "verdict": self.verdict,
+                "lr_direction": self.lr_direction,
                 "reason": self.reason,
                 "findings": [f.to_dict() for f in self.findings],
                 "action": self.action.to_dict(),

@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from lrkit.diagnosis._findings import Finding
+from lrkit.diagnosis._monitor import LossMonitor, replay
+from lrkit.diagnosis._progress import Progress, lr_time, progress
 from lrkit.diagnosis._stats import (
     MAD_SCALE,
     TrendTest,
     mann_kendall,
     rolling_median,
-    runs,
     sens_slope,
 )
 
 __all__ = ["Curve", "Thresholds", "detect_all"]
 
 FloatArray = NDArray[np.float64]
+USE_MONITOR = False
 
 
 @dataclass(frozen=True)
@@ -34,14 +37,12 @@ class Thresholds:
     Attributes:
         min_points: fewer finite points than this gives "inconclusive".
         max_points: longer curves are binned to this many means before the analysis.
-        spike_z: robust z-score against the trailing median / MAD that marks a spike point.
-        spike_ratio: a spike point must also reach ``spike_ratio`` x the trailing median.
-        spike_grad_z: with a gradient norm, a loss z-score of ``spike_z_with_grad`` is
-            enough when the log gradient norm's robust z-score reaches this.
-        spike_z_with_grad: see ``spike_grad_z``.
-        spike_min_rise: without gradient-norm evidence, a spike must also rise above the
-            trailing median by this fraction of the loss level at the start (blips of an
-            almost-zero loss are not spikes).
+        spike_z, spike_ratio, spike_min_rise: the ``spike_z``, ``spike_ratio`` and
+            ``min_rise`` of the :class:`~lrkit.diagnosis.LossMonitor` that finds spikes and
+            jumps (the live Guard's detector, replayed over the curve); the defaults are the
+            Guard's.
+        spike_grad_z, spike_z_with_grad: no longer used (a gradient-norm jump is judged by the
+            monitor's ``grad_ratio``); kept so that code passing them still runs.
         spike_recovery: after a spike the loss must come back below ``spike_recovery`` x the
             trailing median before it (median of the rest of the run), else the jump counts
             as divergence.
@@ -59,20 +60,20 @@ class Thresholds:
         oscillation_spikes: this many separate spikes count as oscillation.
         plateau_trend_z: the second half counts as "no progress" when the Mann-Kendall z
             (autocorrelation-corrected) is above this (i.e. not clearly decreasing).
-        plateau_share: ... and at least this share of the total improvement came in the
-            first quarter of the run (progress stopped early).
-        plateau_decades: ... and the loss fell by fewer decades than this (a loss that fell
-            further and then flattened has most likely converged).
+        plateau_share, plateau_decades: no longer used (they made "progress stopped early" a
+            plateau, so a run that fell fast and settled at its best lr was told to raise its
+            lr 10x; such a run has converged); kept so that code passing them still runs.
         plateau_drop: relative improvement below this, with no downward trend, is a plateau.
         plateau_lr: a learning rate below this fraction of its maximum for the last
             ``plateau_lr_span`` of the run (or more) explains a plateau.
         plateau_lr_span: see ``plateau_lr``.
-        slow_decades: too slow when the loss fell by fewer decades than this with less than
-            ``slow_share`` of the improvement in the first quarter ...
-        slow_share: see ``slow_decades``.
-        slow_decades_early: ... or by fewer than this with a slow start (less than
-            ``slow_early`` of the improvement in the first tenth).
+        slow_decades_early: "barely falling" (too slow): the loss fell by fewer decades than
+            this, steadily, with less than ``slow_early`` of its progress made in the first
+            tenth of the run's lr-time ...
         slow_early: see ``slow_decades_early``.
+        slow_decades, slow_share: no longer used (a rule on the decades fallen alone told a
+            language model's good runs, whose loss can only fall ~0.25 decades, "too slow");
+            kept so that code passing them still runs.
         overfit_rise: validation end level above its minimum by this fraction.
         overfit_min_evals: evaluations needed after the validation minimum.
         overfit_train_drop: ... or, without such a rise: the validation loss has not improved
@@ -89,15 +90,29 @@ class Thresholds:
             from the early phase of a healthy run).
         plateau_power: "no progress" needs ``2 x se_diff`` below this (on a log scale): the
             curve must be able to show a ~20% improvement had there been one.
+        falling_share: "still falling" (lr too low): at least this share of the judged curve's
+            fall (validation loss, else smoothed training loss) came in lr-time 0.5-0.8 (see
+            ``lrkit.diagnosis._progress``), by more than ``evidence_z`` standard errors.
+        val_rise: the validation loss "got worse": it ended (median of the last three
+            evaluations) this fraction above its best ...
+        val_min_share: ... and its best evaluation lies in the first ``val_min_share`` of the
+            steps. A steady rise (``overfit_zigzag``) is overfitting; one that jumps around
+            means the lr is too high.
+        overfit_zigzag: a validation rise whose path length is at most this multiple of its
+            net change is steady (overfitting).
+        jump_ratio: an evaluation in the first fifth at this multiple of the starting training
+            loss or more means the updates blew the model up (unstable start: lr too high); a
+            training loss that jumped this far above its first value early on is no "barely
+            falling" run.
     """
 
     min_points: int = 20
     max_points: int = 4096
-    spike_z: float = 20.0
-    spike_ratio: float = 3.0
+    spike_z: float = 6.0
+    spike_ratio: float = 2.0
     spike_grad_z: float = 8.0
     spike_z_with_grad: float = 8.0
-    spike_min_rise: float = 0.2
+    spike_min_rise: float = 0.1
     spike_recovery: float = 3.0
     diverge_rise: float = 0.5
     diverge_persist: float = 0.9
@@ -124,6 +139,11 @@ class Thresholds:
     spike_noise: float = 5.0
     plateau_power: float = 0.2
     settle_points: int = 100
+    falling_share: float = 0.25
+    val_rise: float = 0.2
+    val_min_share: float = 0.6
+    overfit_zigzag: float = 1.5
+    jump_ratio: float = 3.0
 
     def replace(self, **changes: float) -> Thresholds:
         """A copy with some thresholds changed (unknown names raise ValueError)."""
@@ -150,6 +170,7 @@ class Curve:
     lr: FloatArray | None  # lr at each x (or a single value), if known
     grad: FloatArray | None  # gradient norm at each x (inf allowed), if known
     peak: FloatArray | None = None  # bin maxima when binned (spikes survive the binning)
+    detections: list[Any] | None = None  # a live LossMonitor's detections (else: replayed)
 
 
 def _step(x: FloatArray, i: int) -> int:
@@ -204,10 +225,15 @@ def summarise(curve: Curve, th: Thresholds) -> Summary:
     half_base = base[n // 2 :]
     ref = max(float(np.median(np.abs(half_base))), 1e-12)
     noise_end = float(MAD_SCALE * np.median(np.abs(half - half_base)) / ref)
+    # shares of the progress made by a tenth / a quarter of the run's lr-time (the step share
+    # without an lr): a warmup is no slow start
+    tau, _ = lr_time(curve)
+    i10 = min(n - 1, int(np.searchsorted(tau, 0.1)))
+    i25 = min(n - 1, int(np.searchsorted(tau, 0.25)))
     total = initial - best
-    early_share = float((initial - base[n // 10]) / total) if total > 0 else 0.0
+    early_share = float((initial - base[i10]) / total) if total > 0 else 0.0
     gained = initial - end
-    quarter_share = float((initial - base[n // 4]) / gained) if gained > 0 else 0.0
+    quarter_share = float((initial - base[i25]) / gained) if gained > 0 else 0.0
     decades = math.log10(initial / end) if initial > 0 and end > 0 else math.nan
     fifth = y[1 : max(2, n // 5)]
     explode = float(np.max(fifth) / initial) if initial > 0 and fifth.size else 1.0
@@ -270,61 +296,45 @@ def _swing(y: FloatArray) -> float:
     return float(np.percentile(np.abs(r[n // 10 :]), 90))
 
 
-def _trailing_z(v: FloatArray, w: int) -> FloatArray:
-    trail = rolling_median(v, w, trailing=True)
-    dev = rolling_median(np.abs(v - trail), 2 * w, trailing=True) * MAD_SCALE
-    floor = 1e-3 * np.abs(trail) + 1e-12
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray((v - trail) / np.maximum(dev, floor), dtype=np.float64)
+def monitor_events(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Finding], list[Finding]]:
+    """Spikes and jumps as the live Guard sees them, judged with hindsight.
 
-
-def detect_spikes(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Finding], list[Finding]]:
-    """Short excursions above a trailing robust baseline. Returns (spikes, level shifts)."""
+    The curve (bin maxima when binned, so a one-step spike survives) is replayed through a
+    :class:`~lrkit.diagnosis.LossMonitor` with its default thresholds: each of its spike or
+    divergence detections is a candidate, exactly where the Guard would have raised it. With the
+    rest of the curve known, a candidate whose loss came back (the median of the last fifth of
+    what follows below ``spike_recovery`` x the level before it) is a spike; one that did not
+    is a jump (divergence). Returns (spikes, jumps).
+    """
     x = curve.x
     y = curve.peak if curve.peak is not None else curve.y
     n = y.size
-    w = s.window
-    trail = rolling_median(y, w, trailing=True)
-    z = _trailing_z(y, w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = y / np.abs(trail)
-    candidate = (z > th.spike_z) & (ratio > th.spike_ratio)
-    candidate &= y - trail > th.spike_min_rise * abs(s.start)
-    # ... and stand out of the point-to-point noise of the whole curve
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if s.log_scale:
-            excess = np.log(y / trail)
-        else:
-            excess = (y - trail) / max(float(np.median(np.abs(curve.y))), 1e-12)
-    candidate &= excess >= th.spike_noise * s.sigma
-    grad_z: FloatArray | None = None
-    if curve.grad is not None and curve.grad.size == n:
-        g = curve.grad
-        with np.errstate(invalid="ignore", divide="ignore"):
-            logg = np.log(np.where(np.isfinite(g), np.maximum(g, 1e-30), np.nan))
-        filled = np.where(
-            np.isfinite(logg), logg, np.nanmax(logg) if np.isfinite(logg).any() else 0
-        )
-        grad_z = _trailing_z(filled, w)
-        grad_z[~np.isfinite(g)] = np.inf
-        near = np.maximum(grad_z, np.concatenate([[-np.inf], grad_z[:-1]]))
-        candidate |= (z > th.spike_z_with_grad) & (near > th.spike_grad_z) & (ratio > 1.2)
-    candidate[: max(3, n // 10)] = False  # the first tenth belongs to the start-up phase
-    starts, stops = runs(candidate)
+    grads = curve.grad.tolist() if curve.grad is not None and curve.grad.size == n else None
     spikes: list[Finding] = []
     shifts: list[Finding] = []
-    merged: list[tuple[int, int]] = []
-    for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
-        if merged and a - merged[-1][1] <= 2:
-            merged[-1] = (merged[-1][0], b)
+    monitor = LossMonitor(
+        spike_z=th.spike_z, spike_ratio=th.spike_ratio, min_rise=th.spike_min_rise
+    )
+    found = curve.detections
+    if found is None:
+        found = replay(x.tolist(), y.tolist(), grads, monitor)
+    for d in found:
+        if d.kind == "nonfinite" or d.baseline is None:
+            continue
+        a = max(0, int(np.searchsorted(x, d.onset_step, side="right")) - 1)
+        onset = max(int(d.onset_step), _step(x, a))  # exact when a live monitor saw it
+        baseline = float(d.baseline)
+        # the excursion: the points from the onset on above the midpoint (log scale for
+        # positive losses) between the level before it and the detected value
+        top = max(float(y[a]), float(d.value) if d.signal == "loss" else -math.inf)
+        if baseline > 0 and top > 0:
+            mid = math.sqrt(baseline * top)
         else:
-            merged.append((a, b))
-    horizon = max(3, w)
-    for a, b in merged[:50]:
-        baseline = float(trail[a])
+            mid = 0.5 * (baseline + top)
+        above = y[a:] > mid
+        b = a + (int(np.argmin(above)) if not above.all() else above.size)
+        b = max(b, a + 1)
         peak = float(np.max(y[a:b]))
-        after = y[b : b + horizon]
-        level_after = float(np.median(after)) if after.size >= 2 else peak
         rest = curve.y[b:]
         tail = rest[-max(3, rest.size // 5) :] if rest.size >= 3 else rest
         level_end = float(np.median(tail)) if tail.size else peak
@@ -333,9 +343,9 @@ def detect_spikes(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Findin
             "peak": peak,
             "baseline": baseline,
             "peak_ratio": peak / abs(baseline) if baseline else math.inf,
-            "robust_z": float(np.max(z[a:b])),
-            "grad_norm_z": None if grad_z is None else float(np.max(grad_z[a : b + 1])),
-            "level_after": level_after,
+            "robust_z": d.score,
+            "signal": d.signal,
+            "monitor_kind": d.kind,
             "level_end": level_end,
             "duration_steps": int(x[b - 1] - x[a] + curve.width[b - 1]),
         }
@@ -344,11 +354,11 @@ def detect_spikes(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Findin
                 Finding(
                     "spiking",
                     "high",
-                    _step(x, a),
+                    onset,
                     f"loss spiked to {peak:.4g} ({peak / max(abs(baseline), 1e-30):.1f}x the "
-                    f"trailing median {baseline:.4g}) at step {_step(x, a)} and recovered",
+                    f"trailing median {baseline:.4g}) at step {onset} and recovered",
                     stats,
-                    end_step=int(x[b - 1] + curve.width[b - 1] - 1),
+                    end_step=max(onset, int(x[b - 1] + curve.width[b - 1] - 1)),
                 )
             )
         else:
@@ -356,8 +366,8 @@ def detect_spikes(curve: Curve, s: Summary, th: Thresholds) -> tuple[list[Findin
                 Finding(
                     "diverging",
                     "critical",
-                    _step(x, a),
-                    f"loss jumped to {peak:.4g} at step {_step(x, a)} and did not come back",
+                    onset,
+                    f"loss jumped to {peak:.4g} at step {onset} and did not come back",
                     stats,
                 )
             )
@@ -439,7 +449,15 @@ def detect_unstable_start(curve: Curve, s: Summary, th: Thresholds) -> Finding |
         "progress": progress,
     }
     strong = not s.log_scale or math.log(max(s.explode, 1e-300)) >= th.spike_noise * s.sigma
-    if s.explode >= th.explode_ratio and strong:
+    # a blow-up the run recovered from (it ended below half its initial loss and settled: no
+    # downward trend in its second half) is judged by what followed
+    recovered = (
+        s.log_scale
+        and progress >= 0.5
+        and s.trend_half.z > th.plateau_trend_z
+        and s.swing < th.oscillation_swing
+    )
+    if s.explode >= th.explode_ratio and strong and not recovered:
         onset = int(np.argmax(curve.y[: max(2, n // 5)] > 2.0 * s.initial))
         return Finding(
             "oscillating",
@@ -449,6 +467,23 @@ def detect_unstable_start(curve: Curve, s: Summary, th: Thresholds) -> Finding |
             "first fifth of the run",
             stats,
         )
+    vy = curve.val_y
+    ref = max(s.initial, s.start)  # the loss before training changed much
+    if vy is not None and vy.size >= 3 and ref > 0 and not recovered:
+        early_val = float(np.max(vy[: max(2, vy.size // 5)]))
+        if early_val >= th.jump_ratio * ref:
+            assert curve.val_x is not None
+            k = int(np.argmax(vy[: max(2, vy.size // 5)]))
+            stats["early_val_max_ratio"] = early_val / ref
+            return Finding(
+                "oscillating",
+                "high",
+                int(curve.val_x[k]),
+                f"unstable start: the validation loss reached {early_val / ref:.3g}x the "
+                f"starting training loss at step {int(curve.val_x[k])}: the updates blew the "
+                "model up",
+                stats,
+            )
     # The first loss is a single noisy value: an early excursion above it counts only when it
     # is a transient (the early maximum well above the maximum of the last fifth), not the
     # spread of a stationary noisy loss.
@@ -541,36 +576,24 @@ def _lr_dead_from(curve: Curve, th: Thresholds) -> int | None:
     return first
 
 
-def slow_progress(s: Summary, th: Thresholds) -> bool:
-    """A significant, steady but small decrease: the "too_slow" pattern (any curve length)."""
-    decreasing = s.trend.p < th.alpha and s.trend.z < 0
-    fell = s.fall >= th.evidence_z * s.se_diff
-    slow = math.isfinite(s.decades) and (
-        (s.decades < th.slow_decades and s.quarter_share < th.slow_share)
-        or (s.decades < th.slow_decades_early and s.early_share < th.slow_early)
-    )
-    return decreasing and fell and slow
+def detect_slow(curve: Curve, s: Summary, th: Thresholds, prog: Progress) -> Finding | None:
+    """Stuck (never really fell: plateau), or still falling at the end (lr too low: too_slow).
 
-
-def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
-    """Plateau (progress stopped, or never started) or too slow (steady, small progress).
-
-    "Progress stopped early" from the loss alone is used only without an lr series: with
-    one, a stop is a plateau when the lr fell to ~0 (or when there was no progress at all).
+    A run that fell and then settled has *converged* and gets no finding here, however early
+    it settled. A plateau is also reported when the lr fell to ~0 and the loss stopped.
     """
     n = curve.y.size
     drop = (s.start - s.end) / max(abs(s.start), 1e-12)
     stats: dict[str, object] = {
         "relative_improvement": drop,
         "decades": s.decades,
-        "early_share": s.early_share,
-        "quarter_share": s.quarter_share,
         "mk_z": s.trend.z,
         "mk_p": s.trend.p,
         "mk_z_second_half": s.trend_half.z,
         "variance_inflation": s.trend.variance_inflation,
         "sen_slope_second_half_relative": sens_slope(curve.y[n // 2 :], max_points=300)
         / max(abs(s.end), 1e-12),
+        **prog.as_dict(),
     }
     decreasing = s.trend.p < th.alpha and s.trend.z < 0
     flat_half = s.trend_half.z > th.plateau_trend_z
@@ -586,50 +609,120 @@ def detect_slow(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
             stats,
         )
     stats["level_change_se"] = s.se_diff
-    fell = s.fall >= th.evidence_z * s.se_diff
-    if not decreasing and drop < th.plateau_drop:
-        if 2.0 * s.se_diff > th.plateau_power:
+    train_fell = s.fall >= th.evidence_z * s.se_diff
+    if (
+        prog.judged == "validation"
+        and not train_fell
+        and curve.val_y is not None
+        and bool(np.all(curve.val_y > 0))
+        and 0.0 <= -math.expm1(-prog.fall) < th.plateau_drop
+        and prog.late_drop <= th.evidence_z * prog.late_se + th.plateau_drop
+    ):
+        # the training loss is too noisy to show progress, and the validation loss (the same
+        # data each time) shows there was almost none
+        return Finding(
+            "plateau",
+            "medium",
+            _step(curve.x, 0),
+            f"stuck: the validation loss fell only {-math.expm1(-prog.fall):.1%} and the "
+            "training loss no more than its noise",
+            stats,
+        )
+    if drop < th.plateau_drop:
+        # under 5% over the whole run, a significant trend or not: it never really fell
+        if not decreasing and 2.0 * s.se_diff > th.plateau_power:
             return None  # too noisy to rule out progress: not enough evidence
         return Finding(
             "plateau",
             "medium",
             _step(curve.x, 0),
-            f"no significant progress: the loss changed by {-drop:+.1%} (Mann-Kendall "
+            f"stuck: the loss never really fell (it changed by {-drop:+.1%}, Mann-Kendall "
             f"p={s.trend.p:.2g})",
             stats,
         )
-    lr_known = curve.lr is not None and curve.lr.size == n
-    converged = math.isfinite(s.decades) and s.decades >= th.plateau_decades
-    if (
-        flat_half
-        and s.quarter_share >= th.plateau_share
-        and not lr_known
-        and not converged
-        and fell
-    ):
-        # onset: where the smoothed loss first came within the second-half level
-        level = float(np.median(s.base[n // 2 :]))
-        spread = float(np.median(s.scale[n // 2 :]))
-        reached = np.flatnonzero(s.base <= level + spread)
-        onset = int(reached[0]) if reached.size else n // 2
-        return Finding(
-            "plateau",
-            "medium",
-            _step(curve.x, onset),
-            f"progress stopped around step {_step(curve.x, onset)}: no downward trend in the "
-            f"second half (Mann-Kendall z={s.trend_half.z:.2f})",
-            stats,
-        )
-    if slow_progress(s, th) and n >= th.settle_points:
+    if slow_progress(s, th, prog) and n >= th.settle_points:
         return Finding(
             "too_slow",
             "medium",
             _step(curve.x, 0),
-            f"the loss fell only {s.decades:.2f} decades, steadily (share of progress in the "
-            f"first tenth {s.early_share:.0%}): the learning rate looks too low",
+            f"barely falling: the loss fell only {s.decades:.2f} decades, steadily (share of "
+            f"progress in the first tenth {s.early_share:.0%}): the learning rate looks too low",
+            stats,
+        )
+    if still_falling(prog, th) and n >= th.settle_points:
+        what = "validation" if prog.judged == "validation" else "training"
+        clock = "of the lr budget" if prog.lr_time else "of the run"
+        return Finding(
+            "too_slow",
+            "medium",
+            _step(curve.x, 0),
+            f"still falling: the {what} loss fell {prog.late_share:.0%} of its total fall in "
+            f"the second half {clock} (from 50% to 80%), so it had not settled: the "
+            "learning rate looks too low",
             stats,
         )
     return None
+
+
+def slow_progress(s: Summary, th: Thresholds, prog: Progress | None = None) -> bool:
+    """Barely fell, steadily: a significant decrease of under ``slow_decades_early`` decades
+    with a slow start (under ``slow_early`` of it in the first tenth of lr-time), never above
+    its first value early on (the training loss; any schedule)."""
+    decreasing = s.trend.p < th.alpha and s.trend.z < 0
+    fell = s.fall >= th.evidence_z * s.se_diff
+    slow = (
+        math.isfinite(s.decades)
+        and s.decades < th.slow_decades_early
+        and s.early_share < th.slow_early
+    )
+    # steadily: the smoothed loss never well above its start early on (a loss that first rose
+    # had too large updates)
+    early = s.base[: max(2, s.base.size // 5)]
+    steady = float(np.max(early)) <= th.stuck_explode_ratio * max(s.initial, s.start)
+    steady = steady and s.explode < th.jump_ratio  # no early jump either
+    if prog is not None and prog.val_rebound >= th.val_rise:
+        steady = False  # a validation loss that jumped up on the way
+    return decreasing and fell and slow and steady
+
+
+def still_falling(prog: Progress, th: Thresholds) -> bool:
+    """The judged curve fell a large share of its fall in the last 40% of the run, at an lr still
+    at least half its peak, significantly. Not judged when the lr decayed before the end: a
+    decaying schedule's best peak lr also leaves the loss falling until the decay (measured on
+    the design tasks), so a run still falling then says nothing about its lr. Read on the
+    validation loss only: the training loss of a good run keeps falling after the validation
+    loss has settled (it fits its training set), so on its own it says nothing either."""
+    return (
+        prog.judged == "validation"
+        and not prog.decayed
+        and not prog.val_rebound >= th.val_rise  # a validation loss that jumped: unsteady
+        and math.isfinite(prog.late_share)
+        and prog.late_share >= th.falling_share
+        and prog.late_drop >= th.evidence_z * prog.late_se
+    )
+
+
+def detect_val_worse(curve: Curve, s: Summary, th: Thresholds, prog: Progress) -> Finding | None:
+    """The validation loss was best early and ended well above it, jumping around (lr too
+    high; a steady rise is overfitting, left to :func:`detect_overfitting`)."""
+    if prog.val_min_step is None or not math.isfinite(prog.val_rise):
+        return None
+    if (
+        prog.val_rise < th.val_rise
+        or prog.val_min_share > th.val_min_share
+        or prog.val_evals_after_min < th.overfit_min_evals
+        or prog.val_zigzag <= th.overfit_zigzag
+    ):
+        return None
+    return Finding(
+        "oscillating",
+        "high",
+        prog.val_min_step,
+        f"the validation loss was best at step {prog.val_min_step} and ended "
+        f"{prog.val_rise:.0%} above it, jumping around on the way (its path was "
+        f"{prog.val_zigzag:.1f}x its net rise): the updates are too large",
+        {**prog.as_dict(), "threshold_rise": th.val_rise, "threshold_zigzag": th.overfit_zigzag},
+    )
 
 
 def detect_overfitting(curve: Curve, s: Summary, th: Thresholds) -> Finding | None:
@@ -658,7 +751,9 @@ def detect_overfitting(curve: Curve, s: Summary, th: Thresholds) -> Finding | No
     train_end = s.end
     if train_end > train_then * 1.02 + 1e-12:
         return None
-    rising = rise >= th.overfit_rise and bool(np.all(tail > vmin))
+    path = float(np.sum(np.abs(np.diff(vy[i:]))))
+    steady = path <= th.overfit_zigzag * max(float(vy[-1] - vy[i]), 1e-300)
+    rising = rise >= th.overfit_rise and bool(np.all(tail > vmin)) and steady
     train_drop = train_then / train_end if train_end > 0 and train_then > 0 else 1.0
     memorising = (
         i < m // 2
@@ -694,7 +789,7 @@ def detect_overfitting(curve: Curve, s: Summary, th: Thresholds) -> Finding | No
     return Finding("overfitting", "medium", int(vx[i]), text, stats)
 
 
-def detect_all(curve: Curve, th: Thresholds) -> tuple[list[Finding], Summary]:
+def detect_all(curve: Curve, th: Thresholds) -> tuple[list[Finding], Summary, Progress]:
     """Run every detector; return the findings, most urgent first, and the summary.
 
     Order of urgency: unstable start (lr far too high) / divergence, then spikes, then
@@ -703,10 +798,11 @@ def detect_all(curve: Curve, th: Thresholds) -> tuple[list[Finding], Summary]:
     spike, one it does not recover from is divergence; recurring spikes are oscillation.
     """
     s = summarise(curve, th)
+    prog = progress(curve, s)
     n = curve.y.size
     findings: list[Finding] = []
     unstable = detect_unstable_start(curve, s, th)
-    spikes, shifts = detect_spikes(curve, s, th)
+    spikes, shifts = monitor_events(curve, s, th)
     diverging = detect_diverging(curve, s, th)
     if diverging is not None and diverging.onset_step is not None:
         early_onset = diverging.onset_step <= _step(curve.x, n // 5)
@@ -768,11 +864,14 @@ def detect_all(curve: Curve, th: Thresholds) -> tuple[list[Finding], Summary]:
         )
     if osc is not None:
         findings.append(osc)
+    worse = detect_val_worse(curve, s, th, prog)
+    if worse is not None and osc is None and unstable is None:
+        findings.append(worse)
     over = detect_overfitting(curve, s, th)
     if over is not None:
         findings.append(over)
-    if unstable is None and diverging is None and osc is None:
-        slow = detect_slow(curve, s, th)
+    if unstable is None and diverging is None and osc is None and worse is None:
+        slow = detect_slow(curve, s, th, prog)
         if slow is not None:
             findings.append(slow)
-    return findings, s
+    return findings, s, prog
