@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # install stamps: reinstall when the package metadata or the pins change
 $(VENV)/.demo-installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) -e ".[plot,tasks]"
+	$(PIP) -e ".[plot,tasks,tune]"
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml constraints.txt | $(BIN)/python

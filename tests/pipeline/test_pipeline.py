@@ -508,3 +508,17 @@ def test_a_check_run_whose_lr_is_too_high_lowers_it_and_checks_again(
     assert md.count("| multiply the learning rate by") == len(result.attempts) - (
         result.attempts[-1].factor is None
     )
+
+
+def test_without_optuna_the_default_is_the_quick_answer_with_a_note(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lrkit._optional import MissingExtraError
+    from lrkit.pipeline import _pipeline
+
+    monkeypatch.setattr(_pipeline, "_optuna_installed", lambda: False)
+    with pytest.raises(MissingExtraError, match=r"budget=3 asks for the race.*lrkit\[tune\]"):
+        auto(task="diabetes", budget=3)
+    result = auto(task="diabetes")
+    assert result.race is None and result.lr is not None
+    assert any("needs Optuna" in note for note in result.notes)

@@ -19,6 +19,7 @@ Each stage is a public lrkit function; this module only chains them and keeps wh
 from __future__ import annotations
 
 import copy
+import importlib.util
 import logging
 import math
 import time
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lrkit._optional import MissingExtraError
 from lrkit._setup import Setup, as_setup
 from lrkit._threads import torch_threads
 from lrkit._validate import check_int, check_real, fail
@@ -193,6 +195,12 @@ def auto(
         from lrkit.race import check_budget
 
         check_budget(budget, run_steps, range_steps)
+    race_possible = _optuna_installed()
+    if budget and not race_possible:  # asked for a race that cannot run: say so before any work
+        raise MissingExtraError(
+            f"budget={budget:g} asks for the race, which needs Optuna: pip install 'lrkit[tune]' "
+            "(or budget=0 / --quick for the range test's quick answer)"
+        )
 
     # ------------------------------------------------------------------ range test
     # the built-in tasks are tiny: one thread is several times faster than two on a busy
@@ -217,6 +225,12 @@ def auto(
     # ------------------------------------------------------------------ race
     spend = 0.0 if quick else (DEFAULT_BUDGET if budget is None else budget)
     race = None
+    if spend > 0 and not race_possible:  # the default budget without Optuna: say what was done
+        spend = 0.0
+        notes.append(
+            "the verified answer (the race) needs Optuna, which is not installed "
+            "(pip install 'lrkit[tune]'): the range test's quick answer"
+        )
     if spend > 0 and run_steps is None:
         if budget is not None:
             fail("total_steps", None, "given for a race (your run's length), or budget=0")
@@ -543,3 +557,8 @@ def _event_dict(event: Any) -> dict[str, Any]:
     data: dict[str, Any] = dict(event.to_dict())
     data["message"] = event.describe()
     return data
+
+
+def _optuna_installed() -> bool:
+    """Whether the race's engine can be imported (without importing it yet)."""
+    return importlib.util.find_spec("optuna") is not None
