@@ -166,7 +166,7 @@ def auto_command(
         table.add_row("search", f"range test only ({steps_spent})")
     if result.lr_range is not None:
         low, high = result.lr_range
-        table.add_row("range", f"{fmt_lr(low)} .. {fmt_lr(high)}")
+        table.add_row("cyclic range", f"{fmt_lr(low)} .. {fmt_lr(high)}")
     table.add_row("schedule", f"[cyan]{result.schedule}[/]  ({result.advice.schedule_name})")
     table.add_row("advisor's start", fmt_lr(result.advice.lr))
     diagnosis = result.diagnosis
