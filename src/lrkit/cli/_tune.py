@@ -28,6 +28,8 @@ from lrkit.cli._options import EarlyStopping, Strategy, complete_tasks
 from lrkit.cli._output import plot_path
 
 if TYPE_CHECKING:  # the tuning modules load when the verb runs, not for --help
+    from rich.progress import Progress
+
     from lrkit.tuning._result import TrialRecord, TuneResult
 
 __all__ = ["tune_command"]
@@ -277,14 +279,6 @@ def tune_command(
     ] = False,
 ) -> int:
     """Search the learning rate with Optuna (grid, random, qmc, tpe, gp; early stopping)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from lrkit.tuning._tune import _objective_style, load_result, tune
     from lrkit.tuning._workers import Terminated
 
@@ -353,15 +347,7 @@ def tune_command(
             study_name = f"lrkit-{Path(target.rpartition(':')[0]).stem}-{stem}"
 
     total = trials
-    with Progress(
-        TextColumn("[bold]tune[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=as_json or not err_console.is_terminal,
-    ) as progress:
+    with _progress("[bold]tune[/] {task.description}", as_json) as progress:
         done, best = _resumed(storage, study_name) if total is not None else (0, math.inf)
         text = "best -" if best == math.inf else f"best {best:.5g}"
         bar = progress.add_task(text, total=total, completed=done)
@@ -400,6 +386,27 @@ def tune_command(
     return _output(result, as_json, plot)
 
 
+def _progress(label: str, as_json: bool) -> Progress:
+    """The progress display of ``lrkit tune`` on stderr (off for --json and off a terminal)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=as_json or not err_console.is_terminal,
+    )
+
+
 def _race(
     task: str,
     budget: float | None,
@@ -414,25 +421,9 @@ def _race(
 ) -> int:
     """``lrkit tune --task NAME --auto``: the race of :func:`lrkit.race.run_race` (the engine
     of ``lrkit auto``), on ``tune``'s Optuna study, workers and storage."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from lrkit.race import DEFAULT_BUDGET, run_race
 
-    with Progress(
-        TextColumn("[bold]{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=as_json or not err_console.is_terminal,
-    ) as progress:
+    with _progress("[bold]{task.description:<10}", as_json) as progress:
         bars: dict[str, Any] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
