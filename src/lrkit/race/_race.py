@@ -44,7 +44,7 @@ from lrkit.race._plan import (
 )
 from lrkit.race._result import RaceCandidate, RaceResult, RungTrial
 from lrkit.race._schedule import COMPRESS_MODES, resolve_schedule
-from lrkit.race._trial import EVALUATIONS, RaceObjective, SetupSource, TaskSource
+from lrkit.race._trial import EVALUATIONS, ExternalTrials, RaceObjective, SetupSource, TaskSource
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -92,7 +92,17 @@ class _Target:
         self.notes: list[str] = []
         self.threads: int | None = None
         self.validation = "val_loader"
-        self.source: TaskSource | SetupSource
+        self.source: TaskSource | SetupSource | ExternalTrials
+        if isinstance(target, ExternalTrials):
+            if val_loader is not None:
+                fail("val_loader", type(val_loader).__name__, "None for ExternalTrials")
+            if total_steps is None:
+                fail("total_steps", None, "given for ExternalTrials (your run's optimizer steps)")
+            if workers > 1:
+                fail("workers", workers, "1 for ExternalTrials (its trials train in this process)")
+            self.total_steps = check_int("total_steps", total_steps, minimum=1)
+            self.source, self.name, self.validation = target, target.name, target.validation
+            return
         if isinstance(target, str) or _is_task(target):
             if isinstance(target, str):
                 from lrkit.tasks import get_task
@@ -140,6 +150,7 @@ class _Target:
 
     def range_setup(self, seed: int) -> Setup:
         """A fresh setup (or a copy) for the range test, on the race's training data."""
+        assert not isinstance(self.source, ExternalTrials)  # its range test is its own
         return self.source.build(1e-3, seed)
 
 
@@ -259,6 +270,13 @@ def _test_steps(test: Any) -> int:
 def _run_range_test(target: _Target, steps: int, seed: int, progress: Progress | None) -> Any:
     from lrkit.finder import find_lr
 
+    if isinstance(target.source, ExternalTrials):
+        if progress is not None:
+            progress("range test", 0, steps)
+        test = target.source.range_test(steps)
+        if progress is not None:
+            progress("range test", _test_steps(test), steps)
+        return test
     setup = target.range_setup(seed)
     callback: Any = False
     if progress is not None:
@@ -450,7 +468,9 @@ def run_race(
             ``budget``, ``name``), or a :class:`~lrkit.Setup` / mapping with ``model``,
             ``optimizer``, ``train_loader`` (and ``loss_fn``, ``val_loader``, ``step_fn``). A
             setup is never trained itself: every trial trains a deep copy, and the global RNGs
-            and the loaders' own generators are restored.
+            and the loaders' own generators are restored. Or :class:`ExternalTrials`: the
+            range test and the trials run in another training loop (a framework's Trainer;
+            see :mod:`lrkit.integrations`), one worker, ``total_steps`` given.
         schedule: your schedule, applied as a multiplier of the lr: a spec such as
             ``"constant"``, ``"cosine"``, ``"warmup(100, cosine)"`` (a decay without its length
             ends with your run) or a full spec.

@@ -4,6 +4,7 @@
 runs for the race (one engine for ``lrkit tune`` and the race). A trial reads its candidate
 (``rung``, ``lr``, ``steps``) from the parameters the race queued, builds a fresh setup at that
 lr (a built-in task's ``setup(lr, seed)``, or a deep copy of the user's model and optimizer),
+or hands the candidate to another training loop (:class:`ExternalTrials`: a framework's Trainer),
 trains it with the user's schedule (its warmup scaled to the rung's length), watched by a
 :class:`~lrkit.diagnosis.Guard` that stops it at the first non-finite loss or divergence, and
 returns the final validation loss. The validation curve is the trial's intermediate values;
@@ -17,14 +18,25 @@ import contextlib
 import copy
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lrkit._optional import require
 from lrkit._setup import Setup
 
-__all__ = ["RaceObjective", "SetupSource", "TaskSource", "TrialOutcome", "train_candidate"]
+if TYPE_CHECKING:
+    from lrkit.finder import RangeTest
+    from lrkit.schedules import Schedule
+
+__all__ = [
+    "ExternalTrials",
+    "RaceObjective",
+    "SetupSource",
+    "TaskSource",
+    "TrialOutcome",
+    "train_candidate",
+]
 
 #: validation measurements per trial (the race picture's curve; the last one is the score)
 EVALUATIONS = 4
@@ -95,13 +107,57 @@ class SetupSource:
 
 @dataclass
 class TrialOutcome:
-    """What one trial trained and measured."""
+    """What one trial trained and measured.
+
+    Attributes:
+        steps_done: optimizer steps trained (fewer than asked when it was stopped).
+        val_steps, val_losses: the validation curve (steps trained when each was measured;
+            the last one is the score).
+        value: the score, the last validation loss; ``inf`` for a stopped or diverged trial.
+        stop_reason: why the trial was stopped (the Guard, divergence), else None.
+    """
 
     steps_done: int
     val_steps: list[int]
     val_losses: list[float]
     value: float
     stop_reason: str | None = None
+
+
+#: ``train(lr, steps, schedule, evaluations, counter) -> TrialOutcome``: one guarded trial
+TrainTrial = Callable[[float, int, "Schedule", int, list[int]], TrialOutcome]
+
+
+@dataclass(frozen=True)
+class ExternalTrials:
+    """Race trials trained by another training loop (a framework's Trainer), in this process.
+
+    The race plans, queues, halves and chooses as for any target; what trains is yours:
+
+    - ``train(lr, steps, schedule, evaluations, counter)`` trains one candidate from the same
+      starting state every time: ``steps`` optimizer steps at ``lr * schedule(k)`` for step
+      ``k`` (``schedule`` is the rung's :class:`~lrkit.schedules.Schedule`), measuring the
+      validation loss ``evaluations`` times (every ``max(1, steps // evaluations)`` steps and
+      at the end, as :func:`lrkit.tasks.train` does), stopping it when a Guard sees it diverge,
+      keeping ``counter[0]`` at the steps trained so far, and returning a
+      :class:`TrialOutcome`; it must leave the starting state as it found it.
+    - ``range_test(steps)`` runs a ``steps``-step range test in the same loop and returns its
+      :class:`~lrkit.finder.RangeTest`.
+
+    ``name`` names the study; ``validation`` says what the candidates are scored on (it goes
+    into :attr:`RaceResult.validation`).
+
+    Example:
+        >>> from lrkit.race import ExternalTrials
+        >>> trials = ExternalTrials(train=lambda *a: None, range_test=lambda n: None)
+        >>> trials.name, trials.validation
+        ('trainer', 'validation data')
+    """
+
+    train: TrainTrial = field(repr=False)
+    range_test: Callable[[int], RangeTest] = field(repr=False)
+    name: str = "trainer"
+    validation: str = "validation data"
 
 
 def train_candidate(
@@ -186,6 +242,10 @@ class RaceObjective:
 
         full = resolve_schedule(self.schedule, self.total_steps)
         schedule = rung_schedule(full, self.total_steps, steps, self.compress)
+        if isinstance(self.source, ExternalTrials):
+            return self.source.train(
+                lr, steps, schedule, self.evaluations, counter if counter is not None else [0]
+            )
         setup = self.source.build(lr, self.seed)
         return train_candidate(
             setup,
