@@ -164,8 +164,9 @@ def _is_task(value: object) -> bool:
 
 # ------------------------------------------------------------------------------- safety
 @contextlib.contextmanager
-def _user_state_kept(loaders: list[Any]) -> Iterator[None]:
-    """Restore the global RNGs and the loaders' own generators, whatever happens."""
+def _user_state_kept(loaders: list[Any], rng: bool = True) -> Iterator[None]:
+    """Restore the global RNGs (unless ``rng=False``) and the loaders' own generators, whatever
+    happens."""
     from lrkit._state import (
         _capture_rng,
         _generator_state,
@@ -174,14 +175,15 @@ def _user_state_kept(loaders: list[Any]) -> Iterator[None]:
         find_generators,
     )
 
-    rng = _capture_rng()
+    state = _capture_rng() if rng else None
     generators = [(g, _generator_state(g)) for g in find_generators(*loaders)]
     try:
         yield
     finally:
-        for g, state in generators:
-            _set_generator_state(g, state)
-        _restore_rng(rng)
+        for g, kept in generators:
+            _set_generator_state(g, kept)
+        if state is not None:
+            _restore_rng(state)
 
 
 # ------------------------------------------------------------------------------- storage
@@ -540,7 +542,11 @@ def run_race(
     loaders = [getattr(tgt.source, "train_loader", None), getattr(tgt.source, "val_loader", None)]
     if isinstance(tgt.source, SetupSource):
         loaders += [tgt.setup.train_loader, tgt.setup.val_loader]
-    with _user_state_kept([x for x in loaders if x is not None]), torch_threads(tgt.threads):
+    # another training loop keeps its own state: each of its excursions is undone, and what it
+    # sets up for the run that follows (e.g. Lightning's data iterator) must stay as it is
+    external = isinstance(tgt.source, ExternalTrials)
+    kept = _user_state_kept([x for x in loaders if x is not None], rng=not external)
+    with kept, torch_threads(tgt.threads):
         if budget == 0:
             result = _quick(tgt, spec, family, budget, seed, given_test, test_steps, progress)
         else:
