@@ -102,3 +102,37 @@ def test_external_trials_need_the_run_length_and_one_worker(setup: dict[str, Any
         run_race(trials, total_steps=60, budget=3, val_loader=[])
     quick = run_race(trials, total_steps=60, budget=0)
     assert quick.lr is not None and quick.spent_steps == len(quick.range_test.losses)
+
+
+def test_a_trial_log_judges_as_the_races_own_trials() -> None:
+    """The same steps through ``TrialLog`` and through the race's own trial loop give the same
+    outcome: validation points, a Guard stop at a non-finite loss, a non-finite score."""
+    from lrkit.race import TrialLog
+
+    counter = [0]
+    log = TrialLog(steps=11, evaluations=4, counter=counter)
+    due = []
+    for k in range(11):
+        assert log.step(1.0 / (k + 1)) == (k == 10)
+        due.append(log.due)
+        if log.due:
+            log.validated(0.5)
+    assert [k + 1 for k, d in enumerate(due) if d] == [2, 4, 6, 8, 10, 11]  # as tasks.train
+    assert counter == [11] and log.outcome().value == 0.5
+
+    stopped = TrialLog(steps=20, evaluations=4)
+    assert not any(stopped.step(1.0) for _ in range(5))
+    assert stopped.step(math.nan)
+    out = stopped.outcome()
+    assert out.value == math.inf and out.val_steps == [] and out.steps_done == 6
+    assert out.stop_reason is not None and out.stop_reason.startswith("stopped by the Guard")
+
+    blown = TrialLog(steps=2, evaluations=1)
+    blown.step(1.0)
+    blown.step(1.0)
+    blown.validated(math.inf)
+    assert blown.outcome().stop_reason == "diverged: non-finite validation loss"
+    with pytest.raises(RuntimeError, match="1 of 2"):
+        short = TrialLog(steps=2, evaluations=1)
+        short.step(1.0)
+        short.outcome()

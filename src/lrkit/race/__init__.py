@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from lrkit.race._race import DEFAULT_BUDGET, RANGE_STEPS, check_budget, quick_answer, run_race
     from lrkit.race._result import RaceCandidate, RaceResult, RungTrial
     from lrkit.race._schedule import COMPRESS_MODES, compress, resolve_schedule, rung_schedule
-    from lrkit.race._trial import ExternalTrials, RaceObjective, TrialOutcome
+    from lrkit.race._trial import ExternalTrials, RaceObjective, TrialLog, TrialOutcome
 
 __all__ = [
     "COMPRESS_MODES",
@@ -53,6 +53,7 @@ __all__ = [
     "RaceResult",
     "Rung",
     "RungTrial",
+    "TrialLog",
     "TrialOutcome",
     "check_budget",
     "compress",
@@ -97,6 +98,6 @@ if not TYPE_CHECKING:
                 "resolve_schedule",
                 "rung_schedule",
             ],
-            "lrkit.race._trial": ["ExternalTrials", "RaceObjective", "TrialOutcome"],
+            "lrkit.race._trial": ["ExternalTrials", "RaceObjective", "TrialLog", "TrialOutcome"],
         },
     )

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ExternalTrials",
+    "TrialLog",
     "RaceObjective",
     "SetupSource",
     "TaskSource",
@@ -217,6 +218,89 @@ def train_candidate(
         )
     val_steps = sorted(curve)
     return TrialOutcome(steps_done, val_steps, [curve[s] for s in val_steps], value, reason)
+
+
+class TrialLog:
+    """One trial of :class:`ExternalTrials` as the race's own trials are judged: a
+    :class:`~lrkit.diagnosis.Guard` (:data:`GUARD`) on every step's loss, the validation loss
+    every ``max(1, steps // evaluations)`` steps and at the end (as :func:`lrkit.tasks.train`),
+    ``counter[0]`` kept at the steps trained, and the :class:`TrialOutcome`.
+
+    The training loop calls :meth:`step` after each optimizer step (True: stop now), validates
+    when :attr:`due` says so and hands the value to :meth:`validated`, then returns
+    :meth:`outcome`.
+
+    Example:
+        >>> log = TrialLog(steps=4, evaluations=2)
+        >>> [log.step(loss) or log.due for loss in (2.0, 1.5, 1.2, 1.0)]
+        [False, True, False, True]
+        >>> log.validated(1.1)
+        >>> log.outcome()
+        TrialOutcome(steps_done=4, val_steps=[4], val_losses=[1.1], value=1.1, stop_reason=None)
+    """
+
+    def __init__(self, steps: int, evaluations: int, counter: list[int] | None = None) -> None:
+        from lrkit.diagnosis import Guard
+
+        self.steps = steps
+        self.every = max(1, steps // evaluations)
+        self.counter = counter if counter is not None else [0]
+        self.guard = Guard(policy="raise", **GUARD)  # type: ignore[arg-type]
+        self.losses: list[float] = []
+        self.val_steps: list[int] = []
+        self.val_losses: list[float] = []
+        self.stop_reason: str | None = None
+        self.guarded = False
+        self.due = False
+
+    @property
+    def done(self) -> int:
+        """Optimizer steps recorded."""
+        return len(self.losses)
+
+    def step(self, loss: float) -> bool:
+        """Record the loss of the step just taken; True when the trial must stop (the Guard
+        stopped it, or the loss is not finite) or has trained all its steps."""
+        from lrkit.diagnosis import GuardError
+
+        self.losses.append(float(loss))
+        done = self.counter[0] = len(self.losses)
+        self.due = False
+        try:
+            with _quiet_guard():
+                self.guard.step(done - 1, loss)
+        except GuardError as exc:
+            self.stop_reason = f"stopped by the Guard at step {exc.event.step}: " + (
+                exc.event.describe()
+            )
+            self.guarded = True
+            return True
+        if not math.isfinite(loss):
+            self.stop_reason = f"diverged: training loss {loss} at step {done - 1}"
+            return True
+        self.due = done % self.every == 0 or done >= self.steps
+        return done >= self.steps
+
+    def validated(self, value: float) -> None:
+        """The validation loss measured after the last step."""
+        self.val_steps.append(len(self.losses))
+        self.val_losses.append(float(value))
+        self.due = False
+
+    def outcome(self) -> TrialOutcome:
+        """The trial as the race reads it; RuntimeError when it ended early for no reason."""
+        done = len(self.losses)
+        if self.guarded:
+            return TrialOutcome(done, [], [], math.inf, self.stop_reason)
+        if self.stop_reason is not None:
+            return TrialOutcome(done, self.val_steps, self.val_losses, math.inf, self.stop_reason)
+        if done < self.steps or not self.val_losses:
+            raise RuntimeError(f"a race trial trained {done} of {self.steps} steps")
+        value = self.val_losses[-1]
+        if not math.isfinite(value):
+            reason = "diverged: non-finite validation loss"
+            return TrialOutcome(done, self.val_steps, self.val_losses, math.inf, reason)
+        return TrialOutcome(done, self.val_steps, self.val_losses, value)
 
 
 @dataclass

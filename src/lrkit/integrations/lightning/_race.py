@@ -39,9 +39,8 @@ class _SetupError(ValueError):
 
 
 class _TrialDriver(LRDriver):
-    """One race trial: ``lr * schedule(k)`` at step ``k``, guarded, validated ``evaluations``
-    times (every ``max(1, steps // evaluations)`` steps and at the end, as
-    :func:`lrkit.tasks.train` does)."""
+    """One race trial: ``lr * schedule(k)`` at step ``k``, judged by a
+    :class:`lrkit.race.TrialLog` (guarded, validated when it says so)."""
 
     def __init__(
         self,
@@ -53,46 +52,22 @@ class _TrialDriver(LRDriver):
         *,
         monitor: str,
     ) -> None:
-        from lrkit.diagnosis import Guard
-        from lrkit.race._trial import GUARD
+        from lrkit.race import TrialLog
 
         super().__init__(lambda k: lr * float(schedule(k)), steps)
-        self.guard = Guard(policy="raise", **GUARD)  # type: ignore[arg-type]
-        self.every = max(1, steps // evaluations)
-        self.counter = counter
+        self.log = TrialLog(steps, evaluations, counter)
         self.monitor = monitor
-        self.val_steps: list[int] = []
-        self.val_losses: list[float] = []
-        self.guard_reason: str | None = None
-        self.diverged: str | None = None
-        self._validate_now = False
 
     def record(self, lr: float, loss: float) -> bool:
-        from lrkit.diagnosis import GuardError
-        from lrkit.race._trial import _quiet_guard
-
         super().record(lr, loss)
-        done = len(self.losses)
-        self.counter[0] = done
-        try:
-            with _quiet_guard():
-                self.guard.step(done - 1, loss)
-        except GuardError as exc:
-            event = exc.event
-            self.guard_reason = f"stopped by the Guard at step {event.step}: {event.describe()}"
-            return True
-        if not math.isfinite(loss):
-            self.diverged = f"diverged: training loss {loss} at step {done - 1}"
-            return True
-        self._validate_now = done % self.every == 0 or done >= self.steps
-        return done >= self.steps
+        return self.log.step(loss)
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if self._validate_now:
-            self._validate_now = False
+        if self.log.due:
+            self.log.due = False
             self.validate_after_this_batch(trainer)
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
@@ -107,29 +82,7 @@ class _TrialDriver(LRDriver):
         value = torch.as_tensor(metrics[self.monitor], dtype=torch.float32).detach()
         if trainer.world_size > 1:  # the same score on every rank, logged with sync_dist or not
             value = trainer.strategy.reduce(value.to(pl_module.device), reduce_op="mean")
-        self.val_steps.append(len(self.losses))
-        self.val_losses.append(float(value))
-
-    def outcome(self) -> TrialOutcome:
-        """The trial as the race reads it (see :class:`lrkit.race.TrialOutcome`)."""
-        from lrkit.race import TrialOutcome
-
-        done = len(self.losses)
-        if self.guard_reason is not None:
-            return TrialOutcome(done, [], [], math.inf, self.guard_reason)
-        if self.diverged is not None:
-            return TrialOutcome(done, self.val_steps, self.val_losses, math.inf, self.diverged)
-        if not self.finished or not self.val_losses:
-            raise RuntimeError(
-                f"a race trial trained {done} of {self.steps} steps: the training data ran out"
-            )
-        value = self.val_losses[-1]
-        if not math.isfinite(value):
-            return TrialOutcome(
-                done, self.val_steps, self.val_losses, math.inf, "diverged: non-finite validation "
-                "loss"
-            )  # fmt: skip
-        return TrialOutcome(done, self.val_steps, self.val_losses, value)
+        self.log.validated(float(value))
 
 
 def _scheduler_schedule(trainer: Any) -> tuple[str | None, str | None]:
@@ -343,7 +296,7 @@ class LRRaceCallback(Callback):
             except _SetupError as exc:
                 self._error = exc
                 raise
-            return driver.outcome()
+            return driver.log.outcome()
 
         return train
 
