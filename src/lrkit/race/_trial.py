@@ -146,7 +146,10 @@ class ExternalTrials:
       :class:`~lrkit.finder.RangeTest`.
 
     ``name`` names the study; ``validation`` says what the candidates are scored on (it goes
-    into :attr:`RaceResult.validation`).
+    into :attr:`RaceResult.validation`). A :class:`TrialLog` judges a trial as the race's own
+    trials are judged (the Guard, when to validate, the outcome): the framework integrations
+    (:func:`lrkit.integrations.lightning.verify_lr`,
+    :func:`lrkit.integrations.transformers.verify_lr`) are this seam.
 
     Example:
         >>> from lrkit.race import ExternalTrials
