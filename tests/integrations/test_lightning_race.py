@@ -133,9 +133,17 @@ def test_the_race_in_the_trainer_is_run_race_on_the_same_setup(tmp_path: Path) -
     assert trainer.global_step == 0
 
 
-@pytest.mark.parametrize("generator", [False, True], ids=["global-rng", "loader-generator"])
+@pytest.mark.parametrize(
+    ("generator", "limits"),
+    [
+        (False, {"val_check_interval": 8}),
+        (True, {"val_check_interval": 8}),
+        (True, {"max_steps": -1, "max_epochs": 8, "accumulate_grad_batches": 2}),
+    ],
+    ids=["global-rng", "loader-generator", "epochs-accumulation"],
+)
 def test_training_after_the_race_is_the_training_at_the_winner(
-    tmp_path: Path, generator: bool
+    tmp_path: Path, generator: bool, limits: dict[str, Any]
 ) -> None:
     """Same weights, batches (shuffled by the global RNG or the loader's own generator),
     dropout masks and validation as a plain fit at the winning lr: the race's many excursions
@@ -146,7 +154,7 @@ def test_training_after_the_race_is_the_training_at_the_winner(
     raced = Net(dropout=0.1)
     race = LRRaceCallback(budget=2, apply=True)
     logger = CSVLogger(tmp_path, name="run", version=0)
-    trainer = _trainer(tmp_path, callbacks=[race], logger=logger, val_check_interval=8)
+    trainer = _trainer(tmp_path, callbacks=[race], logger=logger, **limits)
     trainer.fit(raced, _train(shuffle=True, generator=generator), _val())
     lr = race.verified_lr
     assert lr is not None and race.result is not None and race.result.lr == lr
@@ -154,9 +162,11 @@ def test_training_after_the_race_is_the_training_at_the_winner(
 
     torch.manual_seed(123)
     plain = Net(lr=lr, dropout=0.1)
-    plain_trainer = _trainer(tmp_path / "plain", val_check_interval=8)
+    plain_trainer = _trainer(tmp_path / "plain", **limits)
     plain_trainer.fit(plain, _train(shuffle=True, generator=generator), _val())
-    assert trainer.global_step == plain_trainer.global_step == STEPS
+    steps = 64 if "max_epochs" in limits else STEPS  # 8 epochs of 16 batches, 2 per step
+    assert trainer.global_step == plain_trainer.global_step == steps
+    assert race.result.total_steps == steps  # the Trainer's run length
     for a, b in zip(_params(plain), _params(raced), strict=True):
         assert torch.equal(a, b)
     metrics = trainer.callback_metrics
@@ -178,7 +188,7 @@ def test_training_after_the_race_is_the_training_at_the_winner(
     resumed = Net(dropout=0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _trainer(tmp_path, max_steps=STEPS + 2, callbacks=[again]).fit(
+        _trainer(tmp_path, max_steps=steps + 2, callbacks=[again]).fit(
             resumed, _train(), _val(), ckpt_path=ckpt
         )
     assert resumed.calls == 2  # the last two steps, no race
