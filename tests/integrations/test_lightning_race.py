@@ -11,7 +11,7 @@ with everything restored.
 
 from __future__ import annotations
 
-import copy
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -220,9 +220,7 @@ def _hand_trial(lr: float, steps: int, *, bf16: bool, accumulate: int) -> float:
 
 def test_bf16_mixed_and_accumulation_reach_every_trial(tmp_path: Path) -> None:
     trainer = _trainer(tmp_path, precision="bf16-mixed", accumulate_grad_batches=2)
-    result = verify_lr(
-        trainer, Net(), train_dataloaders=_train(), val_dataloaders=_val(), budget=2
-    )
+    result = verify_lr(trainer, Net(), train_dataloaders=_train(), val_dataloaders=_val(), budget=2)
     assert result.range_test.settings["amp"] == "bf16"
     assert result.range_test.settings["accumulation_steps"] == 2
     checked = 0
@@ -275,9 +273,7 @@ def test_setup_errors_are_clear(tmp_path: Path) -> None:
     model = Silent()
     before = _params(model)
     with pytest.raises(ValueError, match=r"monitor='val_loss'.*\['other'\]"):
-        verify_lr(
-            _trainer(tmp_path), model, train_dataloaders=_train(), val_dataloaders=_val()
-        )
+        verify_lr(_trainer(tmp_path), model, train_dataloaders=_train(), val_dataloaders=_val())
     assert model.calls <= 100 + 10  # the range test and one trial's first steps, then it stopped
     assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
     with pytest.raises(ValueError, match="total_steps"):
@@ -291,23 +287,35 @@ def test_setup_errors_are_clear(tmp_path: Path) -> None:
         LRRaceCallback(budget=-1)
 
 
-def test_a_trial_that_raises_is_a_failed_trial_and_nothing_is_lost(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fault", [RuntimeError, KeyboardInterrupt])
+def test_a_trial_that_raises_is_a_failed_trial_and_nothing_is_lost(
+    tmp_path: Path, fault: type[BaseException]
+) -> None:
     class Flaky(Net):
         def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
             if self.calls == 70:  # inside the race's first trial (the range test takes 50)
                 self.calls += 1
-                raise RuntimeError("a bad batch")
+                raise fault("a bad batch")
             return super().training_step(batch, batch_idx)
 
     model = Flaky()
     before = _params(model)
     rng = torch.get_rng_state()
-    result = verify_lr(
-        _trainer(tmp_path), model, train_dataloaders=_train(), val_dataloaders=_val(), budget=2
-    )
-    failed = [c for c in result.candidates if c.state == "failed"]
-    assert len(failed) == 1 and "a bad batch" in failed[0].reason
-    assert result.lr is not None and result.lr != failed[0].lr
+    trainer = _trainer(tmp_path)
+    loaders = dict(train_dataloaders=_train(), val_dataloaders=_val())
+    if fault is KeyboardInterrupt:  # Lightning turns Ctrl-C into a graceful exit(1)
+        handler = signal.getsignal(signal.SIGINT)
+        try:
+            with pytest.raises(SystemExit):
+                verify_lr(trainer, model, budget=2, **loaders)
+        finally:
+            signal.signal(signal.SIGINT, handler)
+        assert model.calls == 71 and model.hparams.lr == 0.05
+    else:
+        result = verify_lr(trainer, model, budget=2, **loaders)
+        failed = [c for c in result.candidates if c.state == "failed"]
+        assert len(failed) == 1 and "a bad batch" in failed[0].reason
+        assert result.lr is not None and result.lr != failed[0].lr
+        assert model.hparams.lr == result.lr
     assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
     assert torch.equal(rng, torch.get_rng_state())
-    assert copy.copy(model.hparams.lr) == result.lr

@@ -172,6 +172,33 @@ def test_bad_setups_are_clear_errors(tmp_path: Path) -> None:
         )
 
 
+def test_a_trial_that_raises_is_a_failed_trial_and_the_trainer_is_kept(tmp_path: Path) -> None:
+    class Flaky(tf.Trainer):  # type: ignore[misc]
+        calls = 0
+
+        def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
+            Flaky.calls += 1
+            if Flaky.calls == 60:  # inside the race's first trial (the range test takes 50)
+                raise RuntimeError("a bad batch")
+            return super().compute_loss(*args, **kwargs)
+
+    args = _args(tmp_path, lr_scheduler_type="constant")
+    model = _gpt2()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = Flaky(
+            args=args, model=model, train_dataset=_Tokens(), eval_dataset=_Tokens(32, offset=5)
+        )
+    result = verify_lr(trainer, budget=3)
+    failed = [c for c in result.candidates if c.state == "failed"]
+    assert len(failed) == 1 and "a bad batch" in failed[0].reason
+    assert result.lr is not None and result.lr != failed[0].lr
+    assert trainer.model is model and trainer.optimizer is None and trainer.args is args
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert trainer.state.global_step == 0
+
+
 def test_race_search_runs_the_race_plan_in_hyperparameter_search(tmp_path: Path) -> None:
     args = _args(tmp_path, lr_scheduler_type="constant")
     trainer = _trainer(args, model_init=_gpt2)
