@@ -141,7 +141,9 @@ class ExternalTrials:
       validation loss ``evaluations`` times (every ``max(1, steps // evaluations)`` steps and
       at the end, as :func:`lrkit.tasks.train` does), stopping it when a Guard sees it diverge,
       keeping ``counter[0]`` at the steps trained so far, and returning a
-      :class:`TrialOutcome`; it must leave the starting state as it found it.
+      :class:`TrialOutcome`; it must leave the starting state as it found it (the race leaves
+      the global RNGs to it: a framework may set up, for the run that follows, what draws
+      from them).
     - ``range_test(steps)`` runs a ``steps``-step range test in the same loop and returns its
       :class:`~lrkit.finder.RangeTest`.
 
