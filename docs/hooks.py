@@ -4,8 +4,9 @@
   ``utils docs`` on :data:`lrkit.cli.app`), so it cannot drift from ``lrkit COMMAND --help``.
 - ``<!-- lrkit:cli-startup-table -->``: the start-up benchmark's table, from
   ``benchmarks/results/cli_startup.json`` (no number is copied by hand).
-- ``EXAMPLE_LIGHTNING`` / ``EXAMPLE_TRANSFORMERS``: the runnable examples of ``examples/``
-  (their code without the module docstring), exactly as ``tests/integrations`` runs them.
+- ``EXAMPLE_LIGHTNING`` / ``EXAMPLE_TRANSFORMERS`` (and ``..._RACE``): the runnable examples of
+  ``examples/`` (their code without the module docstring), exactly as ``tests/integrations``
+  runs them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {
+    "EXAMPLE_LIGHTNING_RACE": "lightning_race_example.py",
     "EXAMPLE_LIGHTNING": "lightning_example.py",
+    "EXAMPLE_TRANSFORMERS_RACE": "transformers_race_example.py",
     "EXAMPLE_TRANSFORMERS": "transformers_example.py",
 }
 

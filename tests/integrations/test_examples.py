@@ -13,7 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = {
     "lightning_example.py": ("lightning", "suggested peak lr: "),
+    "lightning_race_example.py": ("lightning", "verified lr: "),
     "transformers_example.py": ("transformers", "final loss "),
+    "transformers_race_example.py": ("transformers", "'lr_scheduler_type': 'cosine'"),
 }
 
 

@@ -33,12 +33,13 @@ if TYPE_CHECKING:
     from lrkit.race._race import DEFAULT_BUDGET, RANGE_STEPS, check_budget, quick_answer, run_race
     from lrkit.race._result import RaceCandidate, RaceResult, RungTrial
     from lrkit.race._schedule import COMPRESS_MODES, compress, resolve_schedule, rung_schedule
-    from lrkit.race._trial import RaceObjective
+    from lrkit.race._trial import ExternalTrials, RaceObjective, TrialLog, TrialOutcome
 
 __all__ = [
     "COMPRESS_MODES",
     "DEFAULT_BUDGET",
     "ETA",
+    "ExternalTrials",
     "FINAL",
     "HIGH_MARGIN",
     "HOLDOUT_FRACTION",
@@ -52,6 +53,8 @@ __all__ = [
     "RaceResult",
     "Rung",
     "RungTrial",
+    "TrialLog",
+    "TrialOutcome",
     "check_budget",
     "compress",
     "lattice",
@@ -95,6 +98,6 @@ if not TYPE_CHECKING:
                 "resolve_schedule",
                 "rung_schedule",
             ],
-            "lrkit.race._trial": ["RaceObjective"],
+            "lrkit.race._trial": ["ExternalTrials", "RaceObjective", "TrialLog", "TrialOutcome"],
         },
     )

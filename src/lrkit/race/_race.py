@@ -44,7 +44,7 @@ from lrkit.race._plan import (
 )
 from lrkit.race._result import RaceCandidate, RaceResult, RungTrial
 from lrkit.race._schedule import COMPRESS_MODES, resolve_schedule
-from lrkit.race._trial import EVALUATIONS, RaceObjective, SetupSource, TaskSource
+from lrkit.race._trial import EVALUATIONS, ExternalTrials, RaceObjective, SetupSource, TaskSource
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -92,7 +92,17 @@ class _Target:
         self.notes: list[str] = []
         self.threads: int | None = None
         self.validation = "val_loader"
-        self.source: TaskSource | SetupSource
+        self.source: TaskSource | SetupSource | ExternalTrials
+        if isinstance(target, ExternalTrials):
+            if val_loader is not None:
+                fail("val_loader", type(val_loader).__name__, "None for ExternalTrials")
+            if total_steps is None:
+                fail("total_steps", None, "given for ExternalTrials (your run's optimizer steps)")
+            if workers > 1:
+                fail("workers", workers, "1 for ExternalTrials (its trials train in this process)")
+            self.total_steps = check_int("total_steps", total_steps, minimum=1)
+            self.source, self.name, self.validation = target, target.name, target.validation
+            return
         if isinstance(target, str) or _is_task(target):
             if isinstance(target, str):
                 from lrkit.tasks import get_task
@@ -140,6 +150,7 @@ class _Target:
 
     def range_setup(self, seed: int) -> Setup:
         """A fresh setup (or a copy) for the range test, on the race's training data."""
+        assert not isinstance(self.source, ExternalTrials)  # its range test is its own
         return self.source.build(1e-3, seed)
 
 
@@ -153,8 +164,9 @@ def _is_task(value: object) -> bool:
 
 # ------------------------------------------------------------------------------- safety
 @contextlib.contextmanager
-def _user_state_kept(loaders: list[Any]) -> Iterator[None]:
-    """Restore the global RNGs and the loaders' own generators, whatever happens."""
+def _user_state_kept(loaders: list[Any], rng: bool = True) -> Iterator[None]:
+    """Restore the global RNGs (unless ``rng=False``) and the loaders' own generators, whatever
+    happens."""
     from lrkit._state import (
         _capture_rng,
         _generator_state,
@@ -163,14 +175,15 @@ def _user_state_kept(loaders: list[Any]) -> Iterator[None]:
         find_generators,
     )
 
-    rng = _capture_rng()
+    state = _capture_rng() if rng else None
     generators = [(g, _generator_state(g)) for g in find_generators(*loaders)]
     try:
         yield
     finally:
-        for g, state in generators:
-            _set_generator_state(g, state)
-        _restore_rng(rng)
+        for g, kept in generators:
+            _set_generator_state(g, kept)
+        if state is not None:
+            _restore_rng(state)
 
 
 # ------------------------------------------------------------------------------- storage
@@ -259,6 +272,13 @@ def _test_steps(test: Any) -> int:
 def _run_range_test(target: _Target, steps: int, seed: int, progress: Progress | None) -> Any:
     from lrkit.finder import find_lr
 
+    if isinstance(target.source, ExternalTrials):
+        if progress is not None:
+            progress("range test", 0, steps)
+        test = target.source.range_test(steps)
+        if progress is not None:
+            progress("range test", _test_steps(test), steps)
+        return test
     setup = target.range_setup(seed)
     callback: Any = False
     if progress is not None:
@@ -450,7 +470,9 @@ def run_race(
             ``budget``, ``name``), or a :class:`~lrkit.Setup` / mapping with ``model``,
             ``optimizer``, ``train_loader`` (and ``loss_fn``, ``val_loader``, ``step_fn``). A
             setup is never trained itself: every trial trains a deep copy, and the global RNGs
-            and the loaders' own generators are restored.
+            and the loaders' own generators are restored. Or :class:`ExternalTrials`: the
+            range test and the trials run in another training loop (a framework's Trainer;
+            see :mod:`lrkit.integrations`), one worker, ``total_steps`` given.
         schedule: your schedule, applied as a multiplier of the lr: a spec such as
             ``"constant"``, ``"cosine"``, ``"warmup(100, cosine)"`` (a decay without its length
             ends with your run) or a full spec.
@@ -520,7 +542,11 @@ def run_race(
     loaders = [getattr(tgt.source, "train_loader", None), getattr(tgt.source, "val_loader", None)]
     if isinstance(tgt.source, SetupSource):
         loaders += [tgt.setup.train_loader, tgt.setup.val_loader]
-    with _user_state_kept([x for x in loaders if x is not None]), torch_threads(tgt.threads):
+    # another training loop keeps its own state: each of its excursions is undone, and what it
+    # sets up for the run that follows (e.g. Lightning's data iterator) must stay as it is
+    external = isinstance(tgt.source, ExternalTrials)
+    kept = _user_state_kept([x for x in loaders if x is not None], rng=not external)
+    with kept, torch_threads(tgt.threads):
         if budget == 0:
             result = _quick(tgt, spec, family, budget, seed, given_test, test_steps, progress)
         else:

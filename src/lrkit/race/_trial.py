@@ -4,6 +4,7 @@
 runs for the race (one engine for ``lrkit tune`` and the race). A trial reads its candidate
 (``rung``, ``lr``, ``steps``) from the parameters the race queued, builds a fresh setup at that
 lr (a built-in task's ``setup(lr, seed)``, or a deep copy of the user's model and optimizer),
+or hands the candidate to another training loop (:class:`ExternalTrials`: a framework's Trainer),
 trains it with the user's schedule (its warmup scaled to the rung's length), watched by a
 :class:`~lrkit.diagnosis.Guard` that stops it at the first non-finite loss or divergence, and
 returns the final validation loss. The validation curve is the trial's intermediate values;
@@ -17,14 +18,26 @@ import contextlib
 import copy
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lrkit._optional import require
 from lrkit._setup import Setup
 
-__all__ = ["RaceObjective", "SetupSource", "TaskSource", "TrialOutcome", "train_candidate"]
+if TYPE_CHECKING:
+    from lrkit.finder import RangeTest
+    from lrkit.schedules import Schedule
+
+__all__ = [
+    "ExternalTrials",
+    "TrialLog",
+    "RaceObjective",
+    "SetupSource",
+    "TaskSource",
+    "TrialOutcome",
+    "train_candidate",
+]
 
 #: validation measurements per trial (the race picture's curve; the last one is the score)
 EVALUATIONS = 4
@@ -95,13 +108,62 @@ class SetupSource:
 
 @dataclass
 class TrialOutcome:
-    """What one trial trained and measured."""
+    """What one trial trained and measured.
+
+    Attributes:
+        steps_done: optimizer steps trained (fewer than asked when it was stopped).
+        val_steps, val_losses: the validation curve (steps trained when each was measured;
+            the last one is the score).
+        value: the score, the last validation loss; ``inf`` for a stopped or diverged trial.
+        stop_reason: why the trial was stopped (the Guard, divergence), else None.
+    """
 
     steps_done: int
     val_steps: list[int]
     val_losses: list[float]
     value: float
     stop_reason: str | None = None
+
+
+#: ``train(lr, steps, schedule, evaluations, counter) -> TrialOutcome``: one guarded trial
+TrainTrial = Callable[[float, int, "Schedule", int, list[int]], TrialOutcome]
+
+
+@dataclass(frozen=True)
+class ExternalTrials:
+    """Race trials trained by another training loop (a framework's Trainer), in this process.
+
+    The race plans, queues, halves and chooses as for any target; what trains is yours:
+
+    - ``train(lr, steps, schedule, evaluations, counter)`` trains one candidate from the same
+      starting state every time: ``steps`` optimizer steps at ``lr * schedule(k)`` for step
+      ``k`` (``schedule`` is the rung's :class:`~lrkit.schedules.Schedule`), measuring the
+      validation loss ``evaluations`` times (every ``max(1, steps // evaluations)`` steps and
+      at the end, as :func:`lrkit.tasks.train` does), stopping it when a Guard sees it diverge,
+      keeping ``counter[0]`` at the steps trained so far, and returning a
+      :class:`TrialOutcome`; it must leave the starting state as it found it (the race leaves
+      the global RNGs to it: a framework may set up, for the run that follows, what draws
+      from them).
+    - ``range_test(steps)`` runs a ``steps``-step range test in the same loop and returns its
+      :class:`~lrkit.finder.RangeTest`.
+
+    ``name`` names the study; ``validation`` says what the candidates are scored on (it goes
+    into :attr:`RaceResult.validation`). A :class:`TrialLog` judges a trial as the race's own
+    trials are judged (the Guard, when to validate, the outcome): the framework integrations
+    (:func:`lrkit.integrations.lightning.verify_lr`,
+    :func:`lrkit.integrations.transformers.verify_lr`) are this seam.
+
+    Example:
+        >>> from lrkit.race import ExternalTrials
+        >>> trials = ExternalTrials(train=lambda *a: None, range_test=lambda n: None)
+        >>> trials.name, trials.validation
+        ('trainer', 'validation data')
+    """
+
+    train: TrainTrial = field(repr=False)
+    range_test: Callable[[int], RangeTest] = field(repr=False)
+    name: str = "trainer"
+    validation: str = "validation data"
 
 
 def train_candidate(
@@ -163,6 +225,89 @@ def train_candidate(
     return TrialOutcome(steps_done, val_steps, [curve[s] for s in val_steps], value, reason)
 
 
+class TrialLog:
+    """One trial of :class:`ExternalTrials` as the race's own trials are judged: a
+    :class:`~lrkit.diagnosis.Guard` (:data:`GUARD`) on every step's loss, the validation loss
+    every ``max(1, steps // evaluations)`` steps and at the end (as :func:`lrkit.tasks.train`),
+    ``counter[0]`` kept at the steps trained, and the :class:`TrialOutcome`.
+
+    The training loop calls :meth:`step` after each optimizer step (True: stop now), validates
+    when :attr:`due` says so and hands the value to :meth:`validated`, then returns
+    :meth:`outcome`.
+
+    Example:
+        >>> log = TrialLog(steps=4, evaluations=2)
+        >>> [log.step(loss) or log.due for loss in (2.0, 1.5, 1.2, 1.0)]
+        [False, True, False, True]
+        >>> log.validated(1.1)
+        >>> log.outcome()
+        TrialOutcome(steps_done=4, val_steps=[4], val_losses=[1.1], value=1.1, stop_reason=None)
+    """
+
+    def __init__(self, steps: int, evaluations: int, counter: list[int] | None = None) -> None:
+        from lrkit.diagnosis import Guard
+
+        self.steps = steps
+        self.every = max(1, steps // evaluations)
+        self.counter = counter if counter is not None else [0]
+        self.guard = Guard(policy="raise", **GUARD)  # type: ignore[arg-type]
+        self.losses: list[float] = []
+        self.val_steps: list[int] = []
+        self.val_losses: list[float] = []
+        self.stop_reason: str | None = None
+        self.guarded = False
+        self.due = False
+
+    @property
+    def done(self) -> int:
+        """Optimizer steps recorded."""
+        return len(self.losses)
+
+    def step(self, loss: float) -> bool:
+        """Record the loss of the step just taken; True when the trial must stop (the Guard
+        stopped it, or the loss is not finite) or has trained all its steps."""
+        from lrkit.diagnosis import GuardError
+
+        self.losses.append(float(loss))
+        done = self.counter[0] = len(self.losses)
+        self.due = False
+        try:
+            with _quiet_guard():
+                self.guard.step(done - 1, loss)
+        except GuardError as exc:
+            self.stop_reason = f"stopped by the Guard at step {exc.event.step}: " + (
+                exc.event.describe()
+            )
+            self.guarded = True
+            return True
+        if not math.isfinite(loss):
+            self.stop_reason = f"diverged: training loss {loss} at step {done - 1}"
+            return True
+        self.due = done % self.every == 0 or done >= self.steps
+        return done >= self.steps
+
+    def validated(self, value: float) -> None:
+        """The validation loss measured after the last step."""
+        self.val_steps.append(len(self.losses))
+        self.val_losses.append(float(value))
+        self.due = False
+
+    def outcome(self) -> TrialOutcome:
+        """The trial as the race reads it; RuntimeError when it ended early for no reason."""
+        done = len(self.losses)
+        if self.guarded:
+            return TrialOutcome(done, [], [], math.inf, self.stop_reason)
+        if self.stop_reason is not None:
+            return TrialOutcome(done, self.val_steps, self.val_losses, math.inf, self.stop_reason)
+        if done < self.steps or not self.val_losses:
+            raise RuntimeError(f"a race trial trained {done} of {self.steps} steps")
+        value = self.val_losses[-1]
+        if not math.isfinite(value):
+            reason = "diverged: non-finite validation loss"
+            return TrialOutcome(done, self.val_steps, self.val_losses, math.inf, reason)
+        return TrialOutcome(done, self.val_steps, self.val_losses, value)
+
+
 @dataclass
 class RaceObjective:
     """The race's ``objective(trial)`` for :func:`lrkit.tuning.tune` (picklable for a task source).
@@ -186,6 +331,10 @@ class RaceObjective:
 
         full = resolve_schedule(self.schedule, self.total_steps)
         schedule = rung_schedule(full, self.total_steps, steps, self.compress)
+        if isinstance(self.source, ExternalTrials):
+            return self.source.train(
+                lr, steps, schedule, self.evaluations, counter if counter is not None else [0]
+            )
         setup = self.source.build(lr, self.seed)
         return train_candidate(
             setup,

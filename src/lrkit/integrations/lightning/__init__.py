@@ -7,9 +7,13 @@ and loggers apply:
 - :class:`LRFinderCallback` runs lrkit's range test when ``fit`` starts, puts everything back,
   and with ``apply=True`` uses the suggestion (``model.lr`` / ``hparams``, the optimizer);
 - :func:`find_lr` does the same the way ``Tuner(trainer).lr_find(model)`` does;
+- :class:`LRRaceCallback` and :func:`verify_lr` give lrkit's verified answer
+  (:func:`lrkit.race.run_race`: the range test narrows, a short guarded race on validation loss
+  decides), every trial trained and validated by the Trainer's own loops;
 - :class:`GuardCallback` watches every step with :class:`lrkit.Guard`;
 - :func:`run_excursion` and :class:`LRDriver` run any short, undone stretch of training (the
-  range test is one; a race trial at a candidate learning rate is another).
+  range test is one; a race trial at a candidate learning rate is another, validated by the
+  fit's own validation loop where its driver asks).
 
 lrkit schedules plug into Lightning's scheduler config as they are::
 
@@ -34,5 +38,14 @@ except ImportError as exc:  # pragma: no cover - only without the extra
 from lrkit.integrations.lightning._excursion import LRDriver, run_excursion
 from lrkit.integrations.lightning._finder import LRFinderCallback, find_lr
 from lrkit.integrations.lightning._guard import GuardCallback
+from lrkit.integrations.lightning._race import LRRaceCallback, verify_lr
 
-__all__ = ["GuardCallback", "LRDriver", "LRFinderCallback", "find_lr", "run_excursion"]
+__all__ = [
+    "GuardCallback",
+    "LRDriver",
+    "LRFinderCallback",
+    "LRRaceCallback",
+    "find_lr",
+    "run_excursion",
+    "verify_lr",
+]

@@ -9,9 +9,13 @@ rate of every optimizer step and hears the loss of every step; when it says it i
 the excursion ends and everything it touched is put back: the model's parameters, buffers and
 gradients, the optimizer's state and hyper-parameters, the GradScaler, the global RNG states
 (:func:`lrkit.finder.take_snapshot`), the fit loop's counters, the callbacks, loggers and
-schedulers, and the data: the excursion ends its last epoch and starts an empty one, which
-makes the fit loop create a fresh iterator over the training data, so training starts at step
-0 of a fresh pass, as if nothing had run.
+schedulers, the Trainer's metrics (``callback_metrics``, ``logged_metrics``,
+``progress_bar_metrics``), and the data: the excursion ends its last epoch and starts an empty
+one, which makes the fit loop create a fresh iterator over the training data, so training
+starts at step 0 of a fresh pass, as if nothing had run. The random state the first batch of
+that pass is drawn with (the global RNGs, the training loaders' own generators) is put back
+to what it was before any excursion drew a batch, so several excursions in a row (a race's
+trials) leave the run exactly as one does.
 
 The range test (:class:`~lrkit.integrations.lightning.LRFinderCallback`) is one excursion; a
 race of candidate learning rates is several (one guarded trial each, e.g. an :class:`LRDriver`
@@ -21,7 +25,10 @@ Only public Lightning names are used. What the user sees while an excursion runs
 ``on_train_start``/``on_train_epoch_start``/``on_train_epoch_end``/``on_train_end`` hooks are
 called for it (as Lightning's own ``LearningRateFinder`` does; ``on_train_epoch_start`` once
 more, for the empty epoch), while the Trainer's other callbacks, its loggers, its lr schedulers
-and validation are switched off.
+validation are switched off. With ``validation=True`` the fit's own validation loop stays on
+(``validation_step``, the val dataloaders with their distributed samplers, the precision
+plugin, the module's validation hooks) but runs only where the driver asks for it:
+:meth:`LRDriver.validate_after_this_batch` from its ``on_train_batch_end``.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ from lrkit._validate import check_int
 from lrkit.finder import Snapshot, take_snapshot
 
 __all__ = ["LRDriver", "run_excursion", "single_optimizer"]
+
+#: ``trainer.val_check_batch`` while no validation is asked for (never reached)
+_NEVER = 1 << 62
 
 log = logging.getLogger(__name__)
 
@@ -142,16 +152,82 @@ class LRDriver(Callback):
             stop = bool(trainer.strategy.broadcast(stop, src=0))
         self.finished = stop
 
+    @staticmethod
+    def validate_after_this_batch(trainer: Any) -> None:
+        """Make the fit loop run its validation loop right after the current training batch
+        (an excursion run with ``validation=True``; call it from ``on_train_batch_end``).
+
+        Lightning validates when the batches trained so far are a multiple of
+        ``trainer.val_check_batch`` (with ``check_val_every_n_epoch=None``); the excursion
+        keeps it out of reach, and this sets it to the current count for one batch: the
+        driver's ``on_validation_end`` puts it out of reach again.
+        """
+        trainer.val_check_batch = trainer.fit_loop.epoch_loop.total_batch_idx + 1
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        trainer.val_check_batch = _NEVER
+
+
+def _loaders(value: Any) -> list[Any]:
+    """The data loaders in ``trainer.train_dataloader`` (one, or a list / dict of them)."""
+    if isinstance(value, Mapping):
+        return [x for v in value.values() for x in _loaders(v)]
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _loaders(v)]
+    return [] if value is None else [value]
+
+
+@dataclass
+class _DataState:
+    """The random state the first batch of a pass is drawn with: the global RNGs and the
+    training loaders' own generators (a shuffling sampler draws from them at the first batch,
+    not when its iterator is made)."""
+
+    rng: Any
+    generators: list[tuple[Any, Any]]
+
+    @classmethod
+    def capture(cls, trainer: Any) -> _DataState:
+        from lrkit._state import _capture_rng, _generator_state, find_generators
+
+        found = find_generators(*_loaders(trainer.train_dataloader))
+        return cls(_capture_rng(), [(g, _generator_state(g)) for g in found])
+
+    def restore(self) -> None:
+        from lrkit._state import _restore_rng, _set_generator_state
+
+        for generator, state in self.generators:
+            _set_generator_state(generator, state)
+        _restore_rng(self.rng)
+
 
 class _Control(Callback):
     """Ends the excursion at the first batch after the driver finished, then restores state."""
 
-    def __init__(self, driver: LRDriver, snapshot: Snapshot, scaler: Any, scaler_state: Any):
+    def __init__(
+        self,
+        driver: LRDriver,
+        snapshot: Snapshot,
+        scaler: Any,
+        scaler_state: Any,
+        origin: _DataState | None,
+    ):
         self.driver = driver
         self.snapshot = snapshot
         self.scaler = scaler
         self.scaler_state = scaler_state
         self.restored = False
+        self.val_check_batch: Any = None
+        self.origin = origin
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        # the fit loop has set up its data, and with it trainer.val_check_batch (the first
+        # time it runs): keep the Trainer's value, and validation out of reach until the
+        # driver asks for it
+        self.val_check_batch = trainer.val_check_batch
+        trainer.val_check_batch = _NEVER
+        if self.origin is None:  # the first pass's iterator was just made: no batch drawn yet
+            self.origin = _DataState.capture(trainer)
 
     def restore(self) -> None:
         if self.restored:
@@ -187,6 +263,11 @@ class _Control(Callback):
             trainer.should_stop = True
 
 
+def _metric_dicts(trainer: Any) -> list[dict[str, Any]]:
+    """The Trainer's live metric dicts (its properties return them)."""
+    return [trainer.callback_metrics, trainer.logged_metrics, trainer.progress_bar_metrics]
+
+
 @dataclass
 class _Settings:
     """The Trainer attributes an excursion changes, saved to be put back."""
@@ -206,6 +287,7 @@ class _Settings:
                 "max_epochs": loop.max_epochs,
                 "min_epochs": loop.min_epochs,
                 "limit_val_batches": trainer.limit_val_batches,
+                "check_val_every_n_epoch": trainer.check_val_every_n_epoch,
                 "should_stop": trainer.should_stop,
             }
         )
@@ -221,6 +303,7 @@ class _Settings:
         loop.max_epochs = values["max_epochs"]
         loop.min_epochs = values["min_epochs"]
         trainer.limit_val_batches = values["limit_val_batches"]
+        trainer.check_val_every_n_epoch = values["check_val_every_n_epoch"]
         trainer.should_stop = values["should_stop"]
 
     def restore(self, trainer: Any) -> None:
@@ -247,13 +330,17 @@ def run_excursion(
     driver: LRDriver,
     *,
     callbacks: Sequence[Callback] = (),
+    validation: bool = False,
 ) -> None:
     """Run ``driver``'s stretch of training in the Trainer's own fit loop, then undo it.
 
     Call it from a callback's ``on_fit_start``. ``callbacks`` run with the driver (e.g. a
     :class:`~lrkit.integrations.lightning.GuardCallback` for a guarded trial); the Trainer's
-    own callbacks, loggers, lr schedulers and validation are off meanwhile. Everything is put
-    back on every exit path (see the module docstring); exceptions propagate.
+    own callbacks, loggers and lr schedulers are off meanwhile, and so is validation, unless
+    ``validation=True``: then the fit's validation loop runs where the driver asks for it
+    (:meth:`LRDriver.validate_after_this_batch`), on the Trainer's ``limit_val_batches``.
+    Everything is put back on every exit path (see the module docstring); exceptions
+    propagate.
     """
     _check_can_run(trainer, pl_module)
     optimizer = single_optimizer(trainer)
@@ -261,7 +348,14 @@ def run_excursion(
     loop_state = copy.deepcopy(trainer.fit_loop.state_dict())
     scaler = getattr(trainer.precision_plugin, "scaler", None)
     scaler_state = copy.deepcopy(scaler.state_dict()) if scaler is not None else None
-    control = _Control(driver, take_snapshot(pl_module, optimizer), scaler, scaler_state)
+    # the random state the real run's first batch will be drawn with, once the iterator it
+    # reads exists (an earlier excursion made it; else the fit loop makes it when this one
+    # starts): every excursion ends by putting it back, so excursions compose
+    origin = _DataState.capture(trainer) if trainer.train_dataloader is not None else None
+    control = _Control(driver, take_snapshot(pl_module, optimizer), scaler, scaler_state, origin)
+    metrics = [dict(d) for d in _metric_dicts(trainer)]
+    completed = False
+    val_check_batch = trainer.val_check_batch  # None until the fit loop first sets up its data
     try:
         _Settings.apply(
             trainer,
@@ -273,15 +367,25 @@ def run_excursion(
                 "min_steps": None,
                 "max_epochs": -1,
                 "min_epochs": 0,
-                "limit_val_batches": 0,
+                "limit_val_batches": trainer.limit_val_batches if validation else 0,
+                "check_val_every_n_epoch": None,
                 "should_stop": False,
             },
         )
         trainer.fit_loop.run()
+        completed = True
         if not driver.finished:
             log.warning("lrkit excursion: the training data ran out before the driver finished")
     finally:
         control.restore()
+        if completed and control.origin is not None:
+            control.origin.restore()
         saved.restore(trainer)
+        trainer.val_check_batch = (
+            val_check_batch if val_check_batch is not None else control.val_check_batch
+        )
         trainer.fit_loop.load_state_dict(loop_state)
         trainer.fit_loop.restarting = False
+        for live, kept in zip(_metric_dicts(trainer), metrics, strict=True):
+            live.clear()
+            live.update(kept)

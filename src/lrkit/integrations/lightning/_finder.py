@@ -14,7 +14,7 @@ from lrkit.finder import METHODS, SCHEDULES, RangeTest
 from lrkit.integrations._curve import RampCurve
 from lrkit.integrations.lightning._excursion import LRDriver, run_excursion, single_optimizer
 
-__all__ = ["LRFinderCallback", "find_lr"]
+__all__ = ["LRFinderCallback", "apply_lr", "find_lr", "fit_once", "range_test"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,97 @@ def _lr_attr(pl_module: Any, name: str) -> str | None:
             fail("lr_attr_name", name, "an attribute of the module or of its hparams")
         return name
     return next((a for a in _LR_ATTRS if lightning_hasattr(pl_module, a)), None)
+
+
+def range_test(trainer: Any, pl_module: Any, ramp: dict[str, Any]) -> RangeTest:
+    """lrkit's range test (``ramp``: :class:`RampCurve`'s keywords) in the Trainer's fit loop,
+    undone afterwards (an excursion; call it from a callback's ``on_fit_start``)."""
+    optimizer = single_optimizer(trainer)
+    curve = RampCurve(**ramp)
+    driver = _RangeTestDriver(curve)
+    began = time.perf_counter()
+    run_excursion(trainer, pl_module, driver)
+    precision = str(trainer.precision)
+    return curve.result(
+        group_ratios=driver.group_ratios,
+        settings={
+            "optimizer": type(optimizer).__name__,
+            "accumulation_steps": trainer.accumulate_grad_batches,
+            "amp": _AMP.get(precision),
+            "precision": precision,
+            "gradient_clip_val": trainer.gradient_clip_val,
+            "world_size": trainer.world_size,
+            "trainer": "lightning",
+        },
+        seconds=time.perf_counter() - began,
+    )
+
+
+def apply_lr(trainer: Any, pl_module: Any, lr: float, attr: str | None) -> None:
+    """Use ``lr`` as Lightning's ``update_attr`` does: the module's ``attr`` (``lr`` /
+    ``hparams``) and the optimizer's learning rates (other groups keep their ratios; attached
+    schedulers' base lrs are rescaled)."""
+    optimizer = single_optimizer(trainer)
+    bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
+    reference = max(bases)
+    if reference > 0:
+        _scale_lrs(trainer, optimizer, lr / reference)
+    else:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    if attr is not None:
+        lightning_setattr(pl_module, attr, lr)
+    else:
+        log.info("lrkit: the module has no lr / learning_rate attribute to update")
+
+
+def fit_once(
+    trainer: Any,
+    model: Any,
+    callback: Any,
+    *,
+    update_attr: bool,
+    lr_attr_name: str,
+    train_dataloaders: Any = None,
+    val_dataloaders: Any = None,
+    datamodule: Any = None,
+) -> None:
+    """``trainer.fit`` with ``callback`` first, told to end the fit when done (Tuner-style:
+    ``callback._stop_fit``); the Trainer's callbacks and limits, and the global RNGs, are put
+    back afterwards. With ``update_attr`` the module must have an lr attribute to update."""
+    from lrkit._state import _capture_rng, _restore_rng
+
+    if update_attr and _lr_attr(model, lr_attr_name) is None:
+        fail(
+            "update_attr",
+            update_attr,
+            "False, or a module with an lr / learning_rate attribute or hparam (or lr_attr_name)",
+        )
+    callback._stop_fit = True
+
+    rng = _capture_rng()
+    saved = (
+        trainer.callbacks,
+        trainer.num_sanity_val_steps,
+        trainer.fit_loop.min_epochs,
+        trainer.fit_loop.epoch_loop.min_steps,
+    )
+    trainer.callbacks = [callback, *trainer.callbacks]
+    trainer.num_sanity_val_steps = 0
+    trainer.fit_loop.min_epochs = 0  # so that the fit can end right after the callback's work
+    trainer.fit_loop.epoch_loop.min_steps = None
+    try:
+        trainer.fit(
+            model,
+            train_dataloaders=train_dataloaders,
+            val_dataloaders=val_dataloaders,
+            datamodule=datamodule,
+        )
+    finally:
+        _restore_rng(rng)
+        trainer.callbacks, trainer.num_sanity_val_steps = saved[0], saved[1]
+        trainer.fit_loop.min_epochs, trainer.fit_loop.epoch_loop.min_steps = saved[2], saved[3]
+        trainer.should_stop = False
 
 
 def _scale_lrs(trainer: Any, optimizer: Any, factor: float) -> None:
@@ -144,25 +235,7 @@ class LRFinderCallback(Callback):
             log.info("LRFinderCallback: fast_dev_run; range test skipped")
             return
         attr = _lr_attr(pl_module, self.lr_attr_name) if self.apply else None
-        optimizer = single_optimizer(trainer)
-        curve = RampCurve(**self.ramp)
-        driver = _RangeTestDriver(curve)
-        began = time.perf_counter()
-        run_excursion(trainer, pl_module, driver)
-        precision = str(trainer.precision)
-        self.result = curve.result(
-            group_ratios=driver.group_ratios,
-            settings={
-                "optimizer": type(optimizer).__name__,
-                "accumulation_steps": trainer.accumulate_grad_batches,
-                "amp": _AMP.get(precision),
-                "precision": precision,
-                "gradient_clip_val": trainer.gradient_clip_val,
-                "world_size": trainer.world_size,
-                "trainer": "lightning",
-            },
-            seconds=time.perf_counter() - began,
-        )
+        self.result = range_test(trainer, pl_module, self.ramp)
         suggestion = self.result.suggest(self.method, schedule=self.schedule)
         lr = suggestion.lr
         if trainer.world_size > 1:
@@ -177,27 +250,12 @@ class LRFinderCallback(Callback):
             suggestion.reason,
         )
         if lr is not None and self.apply:
-            self._apply(trainer, pl_module, optimizer, lr, attr)
+            apply_lr(trainer, pl_module, lr, attr)
+            self.applied_lr = lr
         elif lr is None:
             log.warning("LRFinderCallback: no learning rate suggested: %s", suggestion.reason)
         if self._stop_fit:
             trainer.should_stop = True
-
-    def _apply(
-        self, trainer: Any, pl_module: Any, optimizer: Any, lr: float, attr: str | None
-    ) -> None:
-        bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-        reference = max(bases)
-        if reference > 0:
-            _scale_lrs(trainer, optimizer, lr / reference)
-        else:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-        if attr is not None:
-            lightning_setattr(pl_module, attr, lr)
-        else:
-            log.info("LRFinderCallback: the module has no lr / learning_rate attribute to update")
-        self.applied_lr = lr
 
     def _log_curve(self, trainer: Any) -> None:
         assert self.result is not None
@@ -254,34 +312,16 @@ def find_lr(
         lr_attr_name=lr_attr_name,
         **ramp,
     )
-    callback._stop_fit = True
-    if update_attr and _lr_attr(model, lr_attr_name) is None:
-        fail(
-            "update_attr",
-            update_attr,
-            "False, or a module with an lr / learning_rate attribute or hparam (or lr_attr_name)",
-        )
-    saved = (
-        trainer.callbacks,
-        trainer.num_sanity_val_steps,
-        trainer.fit_loop.min_epochs,
-        trainer.fit_loop.epoch_loop.min_steps,
+    fit_once(
+        trainer,
+        model,
+        callback,
+        update_attr=update_attr,
+        lr_attr_name=lr_attr_name,
+        train_dataloaders=train_dataloaders,
+        val_dataloaders=val_dataloaders,
+        datamodule=datamodule,
     )
-    trainer.callbacks = [callback, *trainer.callbacks]
-    trainer.num_sanity_val_steps = 0
-    trainer.fit_loop.min_epochs = 0  # so that the fit can end right after the test
-    trainer.fit_loop.epoch_loop.min_steps = None
-    try:
-        trainer.fit(
-            model,
-            train_dataloaders=train_dataloaders,
-            val_dataloaders=val_dataloaders,
-            datamodule=datamodule,
-        )
-    finally:
-        trainer.callbacks, trainer.num_sanity_val_steps = saved[0], saved[1]
-        trainer.fit_loop.min_epochs, trainer.fit_loop.epoch_loop.min_steps = saved[2], saved[3]
-        trainer.should_stop = False
     if callback.result is None:
         raise RuntimeError("the range test did not run (fast_dev_run, or fit was interrupted)")
     return callback.result

@@ -6,6 +6,11 @@
 - :func:`training_args` turns the result into ``TrainingArguments`` keywords
   (``learning_rate``, ``lr_scheduler_type``, ``warmup_steps``);
 - :func:`hp_space` bounds ``trainer.hyperparameter_search(backend="optuna", ...)`` by it;
+- :func:`verify_lr` gives lrkit's verified answer (:func:`lrkit.race.run_race`: the range test
+  narrows, a short guarded race on ``eval_loss`` decides), every trial a short
+  ``trainer.train()``; :func:`race_search` puts the same plan into
+  ``trainer.hyperparameter_search(backend="optuna", ...)`` (queued candidates, Optuna's
+  successive-halving pruner);
 - :class:`GuardCallback` is a ``TrainerCallback`` that watches the logged loss with
   :class:`lrkit.Guard`, lowers the learning rate or stops training, and records its events in
   the trainer's ``log_history`` (so they land in ``trainer_state.json``);
@@ -27,6 +32,16 @@ except ImportError as exc:  # pragma: no cover - only without the extra
 
 from lrkit.integrations.transformers._finder import find_lr, hp_space, training_args
 from lrkit.integrations.transformers._guard import GuardCallback
+from lrkit.integrations.transformers._race import race_search, trainer_schedule, verify_lr
 from lrkit.integrations.transformers._schedules import trainer_optimizers
 
-__all__ = ["GuardCallback", "find_lr", "hp_space", "trainer_optimizers", "training_args"]
+__all__ = [
+    "GuardCallback",
+    "find_lr",
+    "hp_space",
+    "race_search",
+    "trainer_optimizers",
+    "trainer_schedule",
+    "training_args",
+    "verify_lr",
+]

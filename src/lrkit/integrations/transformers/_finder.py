@@ -30,7 +30,7 @@ from lrkit._validate import check_choice, check_int, fail
 from lrkit.finder import METHODS, RangeTest, take_snapshot
 from lrkit.integrations._curve import RampCurve
 
-__all__ = ["find_lr", "hp_space", "training_args"]
+__all__ = ["DriveLR", "find_lr", "hp_space", "run_excursion", "training_args"]
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,15 @@ _TRAINER_ATTRS = ("args", "state", "control", "model", "model_wrapped", "optimiz
 _HANDLER_ATTRS = ("callbacks", "model", "optimizer", "lr_scheduler", "train_dataloader")
 
 
-class _RampCallback(TrainerCallback):  # type: ignore[misc]
-    """Sets the ramp's lr before each optimizer step and feeds the logged loss to the curve."""
+class DriveLR(TrainerCallback):  # type: ignore[misc]
+    """Sets the reference param group's lr (the largest initial one; the others keep their
+    ratios) to ``lr_at(k)`` right before optimizer step ``k`` (from 0)."""
 
-    def __init__(self, curve: RampCurve) -> None:
-        self.curve = curve
+    def __init__(self, lr_at: Callable[[int], float]) -> None:
+        self.lr_at = lr_at
         self.group_ratios: tuple[float, ...] = (1.0,)
         self.optimizer_name = ""
-        self._stepped = False
+        self.stepped = 0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         optimizer = kwargs["optimizer"]
@@ -56,20 +57,29 @@ class _RampCallback(TrainerCallback):  # type: ignore[misc]
         self.group_ratios = tuple(b / reference if reference > 0 else 1.0 for b in bases)
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        lr = self.curve.lr(self.curve.step)
+        lr = float(self.lr_at(self.stepped))
         for group, ratio in zip(kwargs["optimizer"].param_groups, self.group_ratios, strict=True):
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(lr * ratio)
             else:
                 group["lr"] = lr * ratio
-        self._stepped = True
+        self.stepped += 1
+
+
+class _RampCallback(DriveLR):
+    """Sets the ramp's lr before each optimizer step and feeds the logged loss to the curve."""
+
+    def __init__(self, curve: RampCurve) -> None:
+        super().__init__(curve.lr)
+        self.curve = curve
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
     ) -> None:
-        if not logs or "loss" not in logs or not self._stepped or self.curve.finished:
+        if not logs or "loss" not in logs or self.curve.step >= self.stepped:
             return
-        self._stepped = False
+        if self.curve.finished:
+            return
         # the step's loss: the mean over its micro-batches (and ranks), as the Trainer logs it
         if self.curve.add(float(logs["loss"])):
             control.should_training_stop = True
@@ -103,6 +113,34 @@ def _restored(trainer: Any) -> Iterator[None]:
             setattr(trainer, name, value)
         for name, value in saved_handler.items():
             setattr(handler, name, value)
+
+
+def run_excursion(trainer: Any, callback: Any, *, max_steps: int) -> None:
+    """``trainer.train()`` for ``max_steps`` optimizer steps with ``callback`` (and only the
+    Trainer's flow callback), logging every step, without saving, evaluating unless
+    ``callback`` asks (``control.should_evaluate``) or reporting; the trainer, its model,
+    optimizer, scheduler, state, callbacks and the RNG states are put back afterwards."""
+    # a shallow copy keeps the devices the Trainer's accelerator was set up with (a new
+    # TrainingArguments would reset accelerate's shared state when it sets up its devices)
+    run_args = copy.copy(trainer.args)
+    for name, value in {
+        "max_steps": max_steps,
+        "logging_strategy": IntervalStrategy.STEPS,
+        "logging_steps": 1,
+        "logging_first_step": False,
+        "logging_nan_inf_filter": False,
+        "save_strategy": SaveStrategy.NO,
+        "eval_strategy": IntervalStrategy.NO,
+        "eval_on_start": False,
+        "load_best_model_at_end": False,
+        "push_to_hub": False,
+    }.items():
+        setattr(run_args, name, value)
+    flow = [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, DefaultFlowCallback)]
+    with _restored(trainer):
+        trainer.args = run_args
+        trainer.callback_handler.callbacks = [*(flow or [DefaultFlowCallback()]), callback]
+        trainer.train()
 
 
 def find_lr(
@@ -146,28 +184,8 @@ def find_lr(
     )
     ramp = _RampCallback(curve)
     args = trainer.args
-    # a shallow copy keeps the devices the Trainer's accelerator was set up with (a new
-    # TrainingArguments would reset accelerate's shared state when it sets up its devices)
-    test_args = copy.copy(args)
-    for name, value in {
-        "max_steps": curve.num_steps,
-        "logging_strategy": IntervalStrategy.STEPS,
-        "logging_steps": 1,
-        "logging_first_step": False,
-        "logging_nan_inf_filter": False,
-        "save_strategy": SaveStrategy.NO,
-        "eval_strategy": IntervalStrategy.NO,
-        "eval_on_start": False,
-        "load_best_model_at_end": False,
-        "push_to_hub": False,
-    }.items():
-        setattr(test_args, name, value)
-    flow = [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, DefaultFlowCallback)]
     began = time.perf_counter()
-    with _restored(trainer):
-        trainer.args = test_args
-        trainer.callback_handler.callbacks = [*(flow or [DefaultFlowCallback()]), ramp]
-        trainer.train()
+    run_excursion(trainer, ramp, max_steps=curve.num_steps)
     if curve.step == 0:
         raise ValueError("the range test recorded no loss: the training data gave no batch")
     amp = "bf16" if args.bf16 else "fp16" if args.fp16 else None
@@ -189,18 +207,26 @@ _SCHEDULE_RULE = {"cosine": "cosine", "linear": "cosine", "constant_with_warmup"
 
 
 def training_args(
-    result: RangeTest,
+    result: Any,
     *,
-    max_steps: int,
+    max_steps: int | None = None,
     lr_scheduler_type: str | None = None,
     fine_tuning: bool = False,
     architecture: str = "transformer",
     method: str = "lrkit",
 ) -> dict[str, Any]:
-    """``TrainingArguments`` keywords from a range test: splat them into ``TrainingArguments``.
+    """``TrainingArguments`` keywords from a range test or a race: splat them into
+    ``TrainingArguments``.
 
-    ``learning_rate`` is the range test's suggestion for the schedule (the peak of a decaying
-    schedule; linear decay uses the rule for cosine decay); ``lr_scheduler_type`` and
+    From a :class:`lrkit.race.RaceResult` (:func:`verify_lr`): ``learning_rate`` is the race's
+    winner, and ``lr_scheduler_type`` and ``warmup_steps`` the schedule it raced (the trainer's
+    own); ValueError when there is no winner, or the schedule raced has no Hugging Face
+    ``lr_scheduler_type`` (train it with :func:`trainer_optimizers`). The other arguments are
+    for a range test (``max_steps`` is then required).
+
+    From a :class:`lrkit.finder.RangeTest`: ``learning_rate`` is the range test's suggestion
+    for the schedule (the peak of a decaying schedule; linear decay uses the rule for cosine
+    decay); ``lr_scheduler_type`` and
     ``warmup_steps`` come from :func:`lrkit.advise` for the optimizer the test ran with,
     ``architecture`` and ``max_steps`` (fine-tuning: linear decay; from scratch: cosine).
     ValueError, with the reason, when the curve gives no learning rate.
@@ -213,6 +239,10 @@ def training_args(
     """
     from lrkit.advice import advise, normalize_optimizer
 
+    if not isinstance(result, RangeTest):
+        return _race_args(result)
+    if max_steps is None:
+        fail("max_steps", None, "your run's optimizer steps (for a range test's advice)")
     total = check_int("max_steps", max_steps, minimum=10)
     check_choice("method", method, METHODS)
     if lr_scheduler_type is None:
@@ -232,6 +262,54 @@ def training_args(
         "lr_scheduler_type": lr_scheduler_type,
         "warmup_steps": advice.warmup_steps,
     }
+
+
+def hf_schedule(spec: str, total_steps: int) -> tuple[str, int] | None:
+    """The Hugging Face ``(lr_scheduler_type, warmup_steps)`` that train as lrkit's ``spec``
+    over ``total_steps`` steps, or None when none does.
+
+    Example:
+        >>> hf_schedule("warmup(20, cosine(180), start=0.0)", 200)
+        ('cosine', 20)
+        >>> hf_schedule("cosine(200, floor=0.1)", 200) is None
+        True
+    """
+    from lrkit.schedules import parse
+
+    schedule: Any = parse(spec)
+    warmup = 0
+    if schedule.kind == "warmup":
+        if schedule.start != 0.0 or schedule.shape != "linear":
+            return None
+        warmup, schedule = schedule.steps, schedule.schedule
+    decay = total_steps - warmup
+    if schedule.kind == "constant":
+        return ("constant_with_warmup" if warmup else "constant"), warmup
+    if schedule.kind == "cosine" and schedule.floor == 0.0 and schedule.steps == decay:
+        return "cosine", warmup
+    if schedule.kind == "linear" and (schedule.start, schedule.end, schedule.steps) == (
+        1.0,
+        0.0,
+        decay,
+    ):
+        return "linear", warmup
+    return None
+
+
+def _race_args(result: Any) -> dict[str, Any]:
+    """``TrainingArguments`` keywords from a :class:`lrkit.race.RaceResult`."""
+    if not hasattr(result, "candidates") or not hasattr(result, "schedule"):
+        fail("result", type(result).__name__, "a RangeTest (find_lr) or a RaceResult (verify_lr)")
+    if result.lr is None:
+        raise ValueError(f"the race chose no learning rate: {result.reason}")
+    hf = hf_schedule(result.schedule, result.total_steps)
+    if hf is None:
+        raise ValueError(
+            f"the race trained with the lrkit schedule {result.schedule!r}, which no Hugging "
+            "Face lr_scheduler_type reproduces: train it with "
+            "Trainer(optimizers=trainer_optimizers(model, schedule, lr=...))"
+        )
+    return {"learning_rate": result.lr, "lr_scheduler_type": hf[0], "warmup_steps": hf[1]}
 
 
 def hp_space(result: RangeTest, *, schedule: str = "cosine") -> Callable[[Any], dict[str, float]]:
