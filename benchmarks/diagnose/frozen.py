@@ -2,7 +2,7 @@
 
 ``seed_modules()`` reads lrkit's diagnosis modules (``_findings``, ``_stats``, ``_rules``,
 ``_diagnosis``, ``_guard``) from git at :data:`COMMIT` (main before issue 13's changes), writes
-them into a temporary package ``lrkit_seed_diagnose`` (imports of ``lrkit.diagnosis._*``
+them into a temporary package ``lrkit_seed_diagnose`` (imports of ``lrkit.diagnose._*``
 rewritten to it) and imports it, so the old ``diagnose`` and ``Guard`` run side by side with the
 new ones in the same process, on the same runs.
 """
@@ -35,7 +35,7 @@ def seed_modules() -> dict[str, ModuleType]:
     (pkg / "__init__.py").write_text("")
     for name in MODULES:
         source = subprocess.run(
-            ["git", "show", f"{COMMIT}:src/lrkit/diagnosis/{name}.py"],
+            ["git", "show", f"{COMMIT}:src/lrkit/diagnose/{name}.py"],
             cwd=ROOT,
             check=True,
             capture_output=True,
