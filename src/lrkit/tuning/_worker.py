@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lrkit._optional import require
@@ -60,16 +60,19 @@ def run_worker(
             raise failure from None
 
 
-def _interrupt(exc: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C / SIGTERM (a ``KeyboardInterrupt``) behind ``exc``, if any."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions behind it (``__cause__``, else ``__context__``), once each."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, KeyboardInterrupt):
-            return current
+        yield current
         current = current.__cause__ or current.__context__
-    return None
+
+
+def _interrupt(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C / SIGTERM (a ``KeyboardInterrupt``) behind ``exc``, if any."""
+    return next((e for e in _chain(exc) if isinstance(e, KeyboardInterrupt)), None)
 
 
 def _storage_failure(exc: BaseException, spec: StorageSpec) -> StorageError | None:
@@ -78,15 +81,11 @@ def _storage_failure(exc: BaseException, spec: StorageSpec) -> StorageError | No
     Optuna hides a failed write at the end of a trial behind ``AssertionError: Should not
     reach.``; the write's own error is in the exception's context chain.
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, StorageError):
-            return current
-        if type(current).__module__.split(".")[0] == "sqlalchemy":
-            return storage_error("cannot write to", spec, current)
-        current = current.__cause__ or current.__context__
+    for error in _chain(exc):
+        if isinstance(error, StorageError):
+            return error
+        if type(error).__module__.split(".")[0] == "sqlalchemy":
+            return storage_error("cannot write to", spec, error)
     return None
 
 
