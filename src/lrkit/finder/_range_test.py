@@ -80,6 +80,40 @@ def _set_lr(group: dict[str, Any], value: float) -> None:
         group["lr"] = value
 
 
+def check_ramp(
+    start_lr: object,
+    end_lr: object,
+    num_steps: object,
+    mode: object,
+    smoothing: object,
+    diverge_factor: object,
+) -> tuple[float, float, int, str, float, float | None]:
+    """The range test's ramp, smoothing and stop settings, checked (every loop that runs a range
+    test takes them): ``(start_lr, end_lr, num_steps, mode, smoothing, diverge_factor)``.
+
+    Example:
+        >>> check_ramp(1e-7, 10, 100, "exp", 0.98, None)
+        (1e-07, 10.0, 100, 'exp', 0.98, None)
+        >>> check_ramp(1.0, 0.1, 100, "exp", 0.98, 4.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: end_lr must be a number > start_lr=1, but got end_lr=0.1
+    """
+    start = check_real("start_lr", start_lr, minimum=0.0, min_inclusive=False)
+    end = check_real("end_lr", end_lr)
+    if end <= start:
+        fail("end_lr", end_lr, f"a number > start_lr={start:g}")
+    steps = check_int("num_steps", num_steps, minimum=10)
+    if steps > MAX_STEPS:
+        fail("num_steps", num_steps, f"an integer in [10, {MAX_STEPS:_}]")
+    shape = check_choice("mode", mode, ("exp", "linear"))
+    beta = check_real("smoothing", smoothing, minimum=0.0, maximum=1.0, max_inclusive=False)
+    factor: float | None = None
+    if diverge_factor is not None:
+        factor = check_real("diverge_factor", diverge_factor, minimum=1.0, min_inclusive=False)
+    return start, end, steps, shape, beta, factor
+
+
 def _validate(
     model: object,
     optimizer: object,
@@ -104,18 +138,9 @@ def _validate(
             "model must have trainable parameters (requires_grad=True), but got a model "
             f"{type(model).__name__} with none"
         )
-    start = check_real("start_lr", start_lr, minimum=0.0, min_inclusive=False)
-    end = check_real("end_lr", end_lr)
-    if end <= start:
-        fail("end_lr", end_lr, f"a number > start_lr={start:g}")
-    steps = check_int("num_steps", num_steps, minimum=10)
-    if steps > MAX_STEPS:
-        fail("num_steps", num_steps, f"an integer in [10, {MAX_STEPS:_}]")
-    check_choice("mode", mode, ("exp", "linear"))
-    beta = check_real("smoothing", smoothing, minimum=0.0, maximum=1.0, max_inclusive=False)
-    factor: float | None = None
-    if diverge_factor is not None:
-        factor = check_real("diverge_factor", diverge_factor, minimum=1.0, min_inclusive=False)
+    start, end, steps, _, beta, factor = check_ramp(
+        start_lr, end_lr, num_steps, mode, smoothing, diverge_factor
+    )
     acc = check_int("accumulation_steps", accumulation_steps, minimum=1)
     if amp is not None:
         check_choice("amp", amp, ("bf16", "fp16"))

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from lrkit._validate import check_choice, check_int, check_real, fail
 from lrkit.finder import RangeTest, ema, ramp
+from lrkit.finder._range_test import check_ramp
 
 __all__ = ["RampCurve"]
 
@@ -43,22 +43,15 @@ class RampCurve:
         smoothing: float = 0.98,
         diverge_factor: float | None = 4.0,
     ) -> None:
-        start = check_real("start_lr", start_lr, minimum=0.0, min_inclusive=False)
-        end = check_real("end_lr", end_lr)
-        if end <= start:
-            fail("end_lr", end_lr, f"a number > start_lr={start:g}")
-        self.num_steps = check_int("num_steps", num_steps, minimum=10)
-        self.mode = check_choice("mode", mode, ("exp", "linear"))
-        self.smoothing = check_real(
-            "smoothing", smoothing, minimum=0.0, maximum=1.0, max_inclusive=False
-        )
-        self.diverge_factor: float | None = None
-        if diverge_factor is not None:
-            self.diverge_factor = check_real(
-                "diverge_factor", diverge_factor, minimum=1.0, min_inclusive=False
-            )
-        self.start_lr, self.end_lr = start, end
-        self.lrs = ramp(start, end, self.num_steps, self.mode)
+        (
+            self.start_lr,
+            self.end_lr,
+            self.num_steps,
+            self.mode,
+            self.smoothing,
+            self.diverge_factor,
+        ) = check_ramp(start_lr, end_lr, num_steps, mode, smoothing, diverge_factor)
+        self.lrs = ramp(self.start_lr, self.end_lr, self.num_steps, self.mode)
         self.losses: list[float] = []
         self.smoothed: list[float] = []
         self.stop_reason: str | None = None
