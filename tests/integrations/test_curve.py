@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lrkit
+from lrkit.finder import ema
 from lrkit.integrations import _curve
 from lrkit.integrations._curve import RampCurve
 
@@ -57,3 +60,33 @@ def test_bad_ramps_are_the_finders_errors(kwargs: dict[str, Any], message: str) 
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match=message):
         lrkit.find_lr(model, opt, None, [], **kwargs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    losses=st.lists(
+        st.floats(min_value=-1e3, max_value=1e3, allow_nan=False), min_size=1, max_size=40
+    ),
+    smoothing=st.sampled_from([0.0, 0.5, 0.98]),
+    factor=st.sampled_from([None, 1.5, 4.0]),
+)
+def test_the_curve_is_ema_and_stops_where_the_rule_says(
+    losses: list[float], smoothing: float, factor: float | None
+) -> None:
+    curve = RampCurve(num_steps=40, smoothing=smoothing, diverge_factor=factor)
+    for loss in losses:
+        if curve.add(loss):
+            break
+    n = len(curve.losses)
+    assert curve.losses == losses[:n] and curve.smoothed == ema(losses[:n], smoothing).tolist()
+    s = curve.smoothed
+    # the first point above best + (factor - 1) * |best| of the points before it
+    above = (
+        []
+        if factor is None
+        else [k for k in range(1, n) if s[k] > min(s[:k]) + (factor - 1.0) * abs(min(s[:k]))]
+    )
+    if above:
+        assert n == above[0] + 1 and curve.stop_reason == "diverged"
+    else:
+        assert n == len(losses) and curve.stop_reason == ("completed" if n == 40 else None)
