@@ -19,11 +19,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
-from lightning.pytorch import Callback
 
 from lrkit._validate import check_int, check_real, fail
+from lrkit.integrations.lightning._callback import LRCallback
 from lrkit.integrations.lightning._excursion import LRDriver, run_excursion, single_optimizer
-from lrkit.integrations.lightning._finder import _lr_attr, apply_lr, fit_once, range_test
+from lrkit.integrations.lightning._finder import range_test
 
 if TYPE_CHECKING:
     from lrkit.race import RaceResult, TrialOutcome
@@ -102,7 +102,7 @@ def _scheduler_schedule(trainer: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
-class LRRaceCallback(Callback):
+class LRRaceCallback(LRCallback["RaceResult"]):
     """lrkit's verified learning rate inside ``Trainer.fit``: a range test narrows, a short
     guarded race on validation loss decides, before training starts.
 
@@ -130,6 +130,8 @@ class LRRaceCallback(Callback):
         trainer.fit(model, train_loader, val_loader)   # model.hparams.lr: the race's winner
     """
 
+    work, chosen = "race", "chosen"
+
     def __init__(
         self,
         *,
@@ -148,12 +150,9 @@ class LRRaceCallback(Callback):
     ) -> None:
         from lrkit.race import DEFAULT_BUDGET
 
-        if not isinstance(apply, bool):
-            fail("apply", apply, "True or False")
+        super().__init__(apply=apply, lr_attr_name=lr_attr_name)
         if not isinstance(monitor, str) or not monitor:
             fail("monitor", monitor, "the name of a metric logged in validation_step")
-        if not isinstance(lr_attr_name, str):
-            fail("lr_attr_name", lr_attr_name, "an attribute name (str)")
         if schedule is not None and not isinstance(schedule, str):
             fail("schedule", schedule, "None or an lrkit schedule spec such as 'cosine'")
         self.budget = check_real(
@@ -164,8 +163,6 @@ class LRRaceCallback(Callback):
         )
         self.schedule = schedule
         self.monitor = monitor
-        self.apply = apply
-        self.lr_attr_name = lr_attr_name
         self.options: dict[str, Any] = {
             k: v
             for k, v in dict(
@@ -178,12 +175,8 @@ class LRRaceCallback(Callback):
             ).items()
             if v is not None
         }
-        self.result: RaceResult | None = None
         self.summary: dict[str, Any] | None = None
         self.verified_lr: float | None = None
-        self.applied_lr: float | None = None
-        self._from_checkpoint = False
-        self._stop_fit = False  # set by verify_lr: end the fit after the race
         self._error: _SetupError | None = None
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -217,16 +210,9 @@ class LRRaceCallback(Callback):
             )
         return check_int("total_steps", int(estimated), minimum=1)
 
-    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+    def choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
         from lrkit.race import ExternalTrials, run_race
 
-        if self._from_checkpoint or trainer.ckpt_path is not None:
-            log.info("LRRaceCallback: fit resumes from a checkpoint; race skipped")
-            return
-        if trainer.fast_dev_run:
-            log.info("LRRaceCallback: fast_dev_run; race skipped")
-            return
-        attr = _lr_attr(pl_module, self.lr_attr_name) if self.apply else None
         single_optimizer(trainer, "the race")
         if self.budget > 0 and not trainer.enable_validation:
             raise ValueError(
@@ -274,13 +260,7 @@ class LRRaceCallback(Callback):
         self.result, self.verified_lr = result, lr
         log.info("LRRaceCallback: %s (%s)", result, result.reason)
         self._log(trainer)
-        if lr is not None and self.apply:
-            apply_lr(trainer, pl_module, lr, attr)
-            self.applied_lr = lr
-        elif lr is None:
-            log.warning("LRRaceCallback: no learning rate chosen: %s", result.reason)
-        if self._stop_fit:
-            trainer.should_stop = True
+        return lr, result.reason
 
     def _trial(
         self, trainer: Any, pl_module: Any
@@ -355,16 +335,10 @@ def verify_lr(
         lr_attr_name=lr_attr_name,
         **options,
     )
-    fit_once(
+    return callback.fit_once(
         trainer,
         model,
-        callback,
-        update_attr=update_attr,
-        lr_attr_name=lr_attr_name,
         train_dataloaders=train_dataloaders,
         val_dataloaders=val_dataloaders,
         datamodule=datamodule,
     )
-    if callback.result is None:
-        raise RuntimeError("the race did not run (fast_dev_run, or fit was interrupted)")
-    return callback.result
