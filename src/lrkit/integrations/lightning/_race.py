@@ -21,41 +21,26 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lrkit._validate import check_int, check_real, fail
+from lrkit.integrations._trials import SetupError, race_trainer
 from lrkit.integrations.lightning._callback import LRCallback
 from lrkit.integrations.lightning._excursion import LRDriver, run_excursion, single_optimizer
 from lrkit.integrations.lightning._finder import range_test
 
 if TYPE_CHECKING:
-    from lrkit.race import RaceResult, TrialOutcome
-    from lrkit.schedules import Schedule
+    from lrkit.race import RaceResult, TrialLog
 
 __all__ = ["LRRaceCallback", "verify_lr"]
 
 log = logging.getLogger(__name__)
 
 
-class _SetupError(ValueError):
-    """A problem with the user's setup that every trial would hit: it ends the race."""
-
-
 class _TrialDriver(LRDriver):
-    """One race trial: ``lr * schedule(k)`` at step ``k``, judged by a
-    :class:`lrkit.race.TrialLog` (guarded, validated when it says so)."""
+    """One race trial: ``lr_at(k)`` at step ``k``, judged by its :class:`lrkit.race.TrialLog`
+    (guarded, validated when it says so)."""
 
-    def __init__(
-        self,
-        lr: float,
-        schedule: Schedule,
-        steps: int,
-        evaluations: int,
-        counter: list[int],
-        *,
-        monitor: str,
-    ) -> None:
-        from lrkit.race import TrialLog
-
-        super().__init__(lambda k: lr * float(schedule(k)), steps)
-        self.log = TrialLog(steps, evaluations, counter)
+    def __init__(self, lr_at: Callable[[int], float], log: TrialLog, monitor: str) -> None:
+        super().__init__(lr_at, log.steps)
+        self.log = log
         self.monitor = monitor
 
     def record(self, lr: float, loss: float) -> bool:
@@ -74,7 +59,7 @@ class _TrialDriver(LRDriver):
         super().on_validation_end(trainer, pl_module)
         metrics = trainer.callback_metrics
         if self.monitor not in metrics:
-            raise _SetupError(
+            raise SetupError(
                 f"the race scores each trial on the validation metric monitor={self.monitor!r}, "
                 f"but validation logged {sorted(metrics) or 'nothing'}: log it in "
                 f"validation_step, e.g. self.log({self.monitor!r}, loss), or choose monitor="
@@ -177,7 +162,6 @@ class LRRaceCallback(LRCallback["RaceResult"]):
         }
         self.summary: dict[str, Any] | None = None
         self.verified_lr: float | None = None
-        self._error: _SetupError | None = None
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -211,8 +195,6 @@ class LRRaceCallback(LRCallback["RaceResult"]):
         return check_int("total_steps", int(estimated), minimum=1)
 
     def choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
-        from lrkit.race import ExternalTrials, run_race
-
         single_optimizer(trainer, "the race")
         if self.budget > 0 and not trainer.enable_validation:
             raise ValueError(
@@ -236,22 +218,21 @@ class LRRaceCallback(LRCallback["RaceResult"]):
                 fail("schedule", spec, "a schedule without reduce-on-plateau for a race")
         if note is not None:
             log.warning("LRRaceCallback: %s", note)
-        trials = ExternalTrials(
-            train=self._trial(trainer, pl_module),
+
+        def run_trial(lr_at: Callable[[int], float], trial_log: TrialLog) -> None:
+            driver = _TrialDriver(lr_at, trial_log, self.monitor)
+            run_excursion(trainer, pl_module, driver, validation=True)
+
+        result = race_trainer(
+            run_trial,
             range_test=lambda steps: range_test(trainer, pl_module, {"num_steps": steps}),
             name=type(pl_module).__name__,
             validation=f"the Trainer's validation loop ({self.monitor!r})",
-        )
-        self._error = None
-        result = run_race(
-            trials,
             schedule=spec or "constant",
             total_steps=total,
             budget=self.budget,
             **self.options,
         )
-        if self._error is not None:  # every trial failed on it: say so, not "no winner"
-            raise self._error
         if note is not None:
             result.notes.append(note)
         lr = result.lr
@@ -261,24 +242,6 @@ class LRRaceCallback(LRCallback["RaceResult"]):
         log.info("LRRaceCallback: %s (%s)", result, result.reason)
         self._log(trainer)
         return lr, result.reason
-
-    def _trial(
-        self, trainer: Any, pl_module: Any
-    ) -> Callable[[float, int, Schedule, int, list[int]], TrialOutcome]:
-        def train(
-            lr: float, steps: int, schedule: Schedule, evaluations: int, counter: list[int]
-        ) -> TrialOutcome:
-            if self._error is not None:
-                raise self._error
-            driver = _TrialDriver(lr, schedule, steps, evaluations, counter, monitor=self.monitor)
-            try:
-                run_excursion(trainer, pl_module, driver, validation=True)
-            except _SetupError as exc:
-                self._error = exc
-                raise
-            return driver.log.outcome()
-
-        return train
 
     def _log(self, trainer: Any) -> None:
         result = self.result
