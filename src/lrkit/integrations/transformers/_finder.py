@@ -29,6 +29,7 @@ from transformers.trainer_utils import SaveStrategy
 from lrkit._validate import check_choice, check_int, fail
 from lrkit.finder import METHODS, RangeTest, take_snapshot
 from lrkit.integrations._curve import RampCurve
+from lrkit.integrations._groups import group_ratios, set_lrs
 
 __all__ = ["DriveLR", "find_lr", "hp_space", "run_excursion", "training_args"]
 
@@ -52,17 +53,10 @@ class DriveLR(TrainerCallback):  # type: ignore[misc]
         optimizer = kwargs["optimizer"]
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer
         self.optimizer_name = type(inner).__name__
-        bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-        reference = max(bases)
-        self.group_ratios = tuple(b / reference if reference > 0 else 1.0 for b in bases)
+        self.group_ratios = group_ratios(optimizer)
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        lr = float(self.lr_at(self.stepped))
-        for group, ratio in zip(kwargs["optimizer"].param_groups, self.group_ratios, strict=True):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr * ratio)
-            else:
-                group["lr"] = lr * ratio
+        set_lrs(kwargs["optimizer"], float(self.lr_at(self.stepped)), self.group_ratios)
         self.stepped += 1
 
 

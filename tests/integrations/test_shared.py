@@ -1,5 +1,7 @@
-"""The range-test curve the framework integrations share (``lrkit.integrations._curve``): its
-example runs, and its arguments are checked, and default, as ``lrkit.find_lr``'s."""
+"""What the framework integrations share, without a framework: the range-test curve
+(``lrkit.integrations._curve``: its arguments are checked, and default, as ``lrkit.find_lr``'s;
+it smooths and stops by find_lr's rule) and the param-group lrs (``_groups``); their examples
+run."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 import lrkit
 from lrkit.finder import ema
-from lrkit.integrations import _curve
+from lrkit.integrations import _curve, _groups
 from lrkit.integrations._curve import RampCurve
 
 RAMP_ARGS = ("start_lr", "end_lr", "num_steps", "mode", "smoothing", "diverge_factor")
@@ -26,8 +28,9 @@ def _defaults(fn: Any) -> dict[str, object]:
     return {name: params[name].default for name in RAMP_ARGS}
 
 
-def test_docstring_examples_run() -> None:
-    failed, tried = doctest.testmod(_curve)
+@pytest.mark.parametrize("module", [_curve, _groups], ids=lambda m: m.__name__)
+def test_docstring_examples_run(module: Any) -> None:
+    failed, tried = doctest.testmod(module)
     assert failed == 0 and tried > 0
 
 
