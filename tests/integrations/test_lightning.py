@@ -22,6 +22,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 L = pytest.importorskip("lightning.pytorch", reason="the 'lightning' extra is not installed")
 
+from _lightning_setup import cpu_trainer as _trainer  # noqa: E402
+from _lightning_setup import weights as _params  # noqa: E402
+
 from lrkit.finder import ramp  # noqa: E402
 from lrkit.integrations.lightning import (  # noqa: E402
     GuardCallback,
@@ -88,26 +91,6 @@ def _data(n: int = 128) -> TensorDataset:
 
 def _loader(shuffle: bool = False, batch_size: int = 16) -> DataLoader[Any]:
     return DataLoader(_data(), batch_size=batch_size, shuffle=shuffle)
-
-
-def _trainer(tmp_path: Path, **kwargs: Any) -> Any:
-    defaults: dict[str, Any] = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-    )
-    defaults.update(kwargs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return L.Trainer(**defaults)
-
-
-def _params(module: torch.nn.Module) -> list[torch.Tensor]:
-    return [t.detach().clone() for t in module.state_dict().values()]
 
 
 @pytest.mark.parametrize(

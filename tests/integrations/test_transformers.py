@@ -14,6 +14,9 @@ import torch
 tf = pytest.importorskip("transformers", reason="the 'transformers' extra is not installed")
 pytest.importorskip("accelerate", reason="the Trainer needs accelerate ('transformers' extra)")
 
+from _hf_setup import Tokens as _Tokens  # noqa: E402
+from _hf_setup import tiny_gpt2 as _gpt2  # noqa: E402
+
 from lrkit.finder import RangeTest, ema, ramp  # noqa: E402
 from lrkit.integrations.transformers import (  # noqa: E402
     GuardCallback,
@@ -23,36 +26,6 @@ from lrkit.integrations.transformers import (  # noqa: E402
     training_args,
 )
 from lrkit.schedules import parse  # noqa: E402
-
-VOCAB = 48
-
-
-def _gpt2(dropout: float = 0.1) -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = tf.GPT2Config(
-        vocab_size=VOCAB,
-        n_positions=32,
-        n_embd=32,
-        n_layer=1,
-        n_head=2,
-        bos_token_id=0,
-        eos_token_id=0,
-        resid_pdrop=dropout,
-        embd_pdrop=dropout,
-        attn_pdrop=dropout,
-    )
-    return tf.GPT2LMHeadModel(config)
-
-
-class _Tokens(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
-    """Deterministic, learnable sequences: each token is the previous one plus 1 (mod VOCAB)."""
-
-    def __len__(self) -> int:
-        return 64
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        ids = (torch.arange(16) + i) % VOCAB
-        return {"input_ids": ids, "labels": ids.clone()}
 
 
 def _loader() -> torch.utils.data.DataLoader[Any]:
