@@ -337,3 +337,18 @@ def test_guard_callback_stops_training_on_a_non_finite_loss(tmp_path: Path) -> N
     assert trainer.state.global_step == 5
     assert guard_cb.guard.events[0].kind == "nonfinite"
     assert any("lrkit_guard" in h for h in trainer.state.log_history)
+
+
+def test_a_race_result_where_a_range_test_is_needed_is_a_one_line_error() -> None:
+    from types import SimpleNamespace
+
+    from lrkit.integrations.transformers import race_search
+
+    pytest.importorskip("optuna", reason="race_search needs optuna ('tune' extra)")
+
+    race = SimpleNamespace(candidates=[], range_test=None)  # what verify_lr returns, in short
+    for call in (lambda r: hp_space(r), lambda r: race_search(r, max_steps=100)):
+        with pytest.raises(ValueError, match=r"^result must be a RangeTest from find_lr \(a "):
+            call(race)
+        with pytest.raises(ValueError, match="but got result='NoneType'$"):
+            call(None)

@@ -31,7 +31,7 @@ from lrkit.finder import METHODS, RangeTest, take_snapshot
 from lrkit.integrations._curve import RampCurve
 from lrkit.integrations._groups import group_ratios, set_lrs
 
-__all__ = ["DriveLR", "find_lr", "hp_space", "run_excursion", "training_args"]
+__all__ = ["DriveLR", "find_lr", "hp_space", "range_test_of", "run_excursion", "training_args"]
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ class _RampCallback(DriveLR):
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
     ) -> None:
-        if not logs or "loss" not in logs or self.curve.step >= self.stepped:
+        if not logs or "loss" not in logs or self.curve.finished:
             return
-        if self.curve.finished:
+        if self.curve.step >= self.stepped:  # no optimizer step since the last loss
             return
         # the step's loss: the mean over its micro-batches (and ranks), as the Trainer logs it
         if self.curve.add(float(logs["loss"])):
@@ -306,6 +306,16 @@ def _race_args(result: Any) -> dict[str, Any]:
     return {"learning_rate": result.lr, "lr_scheduler_type": hf[0], "warmup_steps": hf[1]}
 
 
+def range_test_of(result: object) -> RangeTest:
+    """``result`` when it is a :class:`lrkit.finder.RangeTest`; else ValueError, one line."""
+    if not isinstance(result, RangeTest):
+        held = (
+            " (a RaceResult holds one: result.range_test)" if hasattr(result, "candidates") else ""
+        )
+        fail("result", type(result).__name__, f"a RangeTest from find_lr{held}")
+    return result
+
+
 def hp_space(result: RangeTest, *, schedule: str = "cosine") -> Callable[[Any], dict[str, float]]:
     """An Optuna ``hp_space`` for ``trainer.hyperparameter_search``, bounded by the range test.
 
@@ -318,7 +328,7 @@ def hp_space(result: RangeTest, *, schedule: str = "cosine") -> Callable[[Any], 
         best = trainer.hyperparameter_search(
             backend="optuna", hp_space=hp_space(result), n_trials=8, direction="minimize")
     """
-    bounds = result.suggest_range(schedule=schedule)
+    bounds = range_test_of(result).suggest_range(schedule=schedule)
     if bounds is None:
         fail("result", result, "a range test whose curve gives a learning-rate range")
     low, high = bounds

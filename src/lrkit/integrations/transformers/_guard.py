@@ -77,5 +77,6 @@ class GuardCallback(TrainerCallback):
             log.error("lrkit Guard stopped training: %s", exc)
             control.should_training_stop = True
         for event in guard.events[before:]:
-            record = event.to_dict() if hasattr(event, "to_dict") else dict(vars(event))
-            state.log_history.append({"step": int(state.global_step), "lrkit_guard": record})
+            state.log_history.append(
+                {"step": int(state.global_step), "lrkit_guard": event.to_dict()}
+            )

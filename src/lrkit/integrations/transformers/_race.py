@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrkit._validate import check_int, check_real, fail
 from lrkit.integrations._trials import SetupError, race_trainer
-from lrkit.integrations.transformers._finder import DriveLR, find_lr, run_excursion
+from lrkit.integrations.transformers._finder import DriveLR, find_lr, range_test_of, run_excursion
 
 if TYPE_CHECKING:
     from lrkit.race import RaceResult, TrialLog
@@ -214,14 +214,15 @@ def race_search(
     )
     from lrkit.race._plan import thin
 
+    test = range_test_of(result)
     max_steps = check_int("max_steps", max_steps, minimum=1)
     budget = check_real("budget", DEFAULT_BUDGET if budget is None else budget, minimum=0.0)
     if budget == 0:
         fail("budget", budget, "> 0 for a search (budget=0 is the range test's answer)")
-    spent = len(result.losses)
+    spent = len(test.losses)
     check_budget(budget, max_steps, spent)
     family = schedule_family(resolve_schedule(schedule, max_steps), max_steps)
-    interval = plausible_interval(result, family)
+    interval = plausible_interval(test, family)
     points = lattice(interval.low, interval.high)
     rungs = plan_rungs(len(points), int(budget * max_steps) - spent, max_steps)
     lrs = thin(points, rungs[0].count)
