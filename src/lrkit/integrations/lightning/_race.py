@@ -182,10 +182,8 @@ class LRRaceCallback(LRCallback["RaceResult"]):
     def _run_length(self, trainer: Any) -> int:
         if self.total_steps is not None:
             return self.total_steps
-        estimated = trainer.estimated_stepping_batches
-        if not isinstance(estimated, int) and not (
-            isinstance(estimated, float) and math.isfinite(estimated)
-        ):
+        estimated = trainer.estimated_stepping_batches  # inf when unknown
+        if not (isinstance(estimated, int) or math.isfinite(estimated)):
             fail(
                 "total_steps",
                 None,
@@ -194,7 +192,8 @@ class LRRaceCallback(LRCallback["RaceResult"]):
             )
         return check_int("total_steps", int(estimated), minimum=1)
 
-    def choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
+    def _plan(self, trainer: Any) -> tuple[int, str, str | None]:
+        """Check that this fit can race; its run length, the schedule to race, and a note."""
         single_optimizer(trainer, "the race")
         if self.budget > 0 and not trainer.enable_validation:
             raise ValueError(
@@ -218,6 +217,10 @@ class LRRaceCallback(LRCallback["RaceResult"]):
                 fail("schedule", spec, "a schedule without reduce-on-plateau for a race")
         if note is not None:
             log.warning("LRRaceCallback: %s", note)
+        return total, spec or "constant", note
+
+    def choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
+        total, spec, note = self._plan(trainer)
 
         def run_trial(lr_at: Callable[[int], float], trial_log: TrialLog) -> None:
             driver = _TrialDriver(lr_at, trial_log, self.monitor)
@@ -228,7 +231,7 @@ class LRRaceCallback(LRCallback["RaceResult"]):
             range_test=lambda steps: range_test(trainer, pl_module, {"num_steps": steps}),
             name=type(pl_module).__name__,
             validation=f"the Trainer's validation loop ({self.monitor!r})",
-            schedule=spec or "constant",
+            schedule=spec,
             total_steps=total,
             budget=self.budget,
             **self.options,
