@@ -352,3 +352,12 @@ def test_a_race_result_where_a_range_test_is_needed_is_a_one_line_error() -> Non
             call(race)
         with pytest.raises(ValueError, match="but got result='NoneType'$"):
             call(None)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from lrkit.integrations.transformers import _schedules
+
+    failed, tried = doctest.testmod(_schedules)
+    assert failed == 0 and tried > 0
