@@ -24,7 +24,7 @@ at a fixed lr or schedule with a :class:`~lrkit.integrations.lightning.GuardCall
 Only public Lightning names are used. What the user sees while an excursion runs: the module's
 ``on_train_start``/``on_train_epoch_start``/``on_train_epoch_end``/``on_train_end`` hooks are
 called for it (as Lightning's own ``LearningRateFinder`` does; ``on_train_epoch_start`` once
-more, for the empty epoch), while the Trainer's other callbacks, its loggers, its lr schedulers
+more, for the empty epoch), while the Trainer's other callbacks, its loggers, its lr schedulers and
 validation are switched off. With ``validation=True`` the fit's own validation loop stays on
 (``validation_step``, the val dataloaders with their distributed samplers, the precision
 plugin, the module's validation hooks) but runs only where the driver asks for it:

@@ -35,6 +35,7 @@ class GuardCallback(TrainerCallback):
 
     @property
     def guard(self) -> Guard:
+        """The :class:`lrkit.Guard` in use (created when training starts unless given)."""
         if self._guard is None:
             raise ValueError("GuardCallback.guard is created when training starts")
         return self._guard
