@@ -1,7 +1,11 @@
 """What the Hugging Face tests share (import it after ``pytest.importorskip("transformers")``):
-a tiny GPT-2 built from a config (nothing downloaded) and learnable token sequences."""
+a tiny GPT-2 built from a config (nothing downloaded), learnable token sequences, and quiet
+CPU ``TrainingArguments``."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import torch
 import transformers as tf
@@ -40,3 +44,19 @@ class Tokens(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         ids = (torch.arange(16) + i + self.offset) % VOCAB
         return {"input_ids": ids, "labels": ids.clone()}
+
+
+def cpu_args(tmp_path: Path, **kwargs: Any) -> Any:
+    """``TrainingArguments(**kwargs)`` on the CPU, batches of 8, seed 0, without reports,
+    saving or progress bars, writing under ``tmp_path``."""
+    defaults: dict[str, Any] = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+    )
+    defaults.update(kwargs)
+    return tf.TrainingArguments(**defaults)

@@ -15,6 +15,7 @@ tf = pytest.importorskip("transformers", reason="the 'transformers' extra is not
 pytest.importorskip("accelerate", reason="the Trainer needs accelerate ('transformers' extra)")
 
 from _hf_setup import Tokens as _Tokens  # noqa: E402
+from _hf_setup import cpu_args  # noqa: E402
 from _hf_setup import tiny_gpt2 as _gpt2  # noqa: E402
 
 from lrkit.finder import RangeTest, ema, ramp  # noqa: E402
@@ -33,18 +34,7 @@ def _loader() -> torch.utils.data.DataLoader[Any]:
 
 
 def _args(tmp_path: Path, **kwargs: Any) -> Any:
-    defaults: dict[str, Any] = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        logging_steps=1,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=0,
-    )
-    defaults.update(kwargs)
-    return tf.TrainingArguments(**defaults)
+    return cpu_args(tmp_path, **{"logging_steps": 1, **kwargs})
 
 
 class _Recorder:

@@ -21,7 +21,7 @@ pytest.importorskip("accelerate", reason="the Trainer needs accelerate ('transfo
 optuna = pytest.importorskip("optuna", reason="the race needs optuna ('tune' extra)")
 
 from _hf_setup import Tokens as _Tokens  # noqa: E402
-from _hf_setup import tiny_gpt2  # noqa: E402
+from _hf_setup import cpu_args, tiny_gpt2  # noqa: E402
 
 from lrkit.integrations.transformers import (  # noqa: E402
     find_lr,
@@ -41,19 +41,7 @@ def _gpt2() -> torch.nn.Module:
 
 
 def _args(tmp_path: Path, **kwargs: Any) -> Any:
-    defaults: dict[str, Any] = dict(
-        output_dir=str(tmp_path),
-        max_steps=STEPS,
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=16,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=0,
-    )
-    defaults.update(kwargs)
-    return tf.TrainingArguments(**defaults)
+    return cpu_args(tmp_path, **{"max_steps": STEPS, "per_device_eval_batch_size": 16, **kwargs})
 
 
 def _trainer(args: Any, **kwargs: Any) -> Any:
