@@ -1,9 +1,9 @@
 """What the range-test and race callbacks share: a learning rate chosen when ``fit`` starts.
 
 :class:`LRCallback` skips a resumed fit and ``fast_dev_run``, runs its subclass's
-:meth:`~LRCallback.choose` (the range test, the race), uses the answer as Lightning's
+:meth:`~LRCallback._choose` (the range test, the race), uses the answer as Lightning's
 ``update_attr`` does (:func:`apply_lr`) when asked, and runs Tuner-style in one ``fit`` of its
-own (:meth:`~LRCallback.fit_once`, for ``find_lr`` / ``verify_lr``).
+own (:meth:`~LRCallback._fit_once`, for ``find_lr`` / ``verify_lr``).
 """
 
 from __future__ import annotations
@@ -68,13 +68,13 @@ def _scale_lrs(trainer: Any, optimizer: Any, factor: float) -> None:
 class LRCallback(Callback, Generic[R]):
     """A callback that chooses a learning rate when ``fit`` starts, before training.
 
-    Subclasses set :attr:`work` and :attr:`chosen` (for messages) and implement
-    :meth:`choose`, which keeps its outcome in :attr:`result`.
+    Subclasses set ``_work`` and ``_chosen`` (for messages) and implement
+    :meth:`_choose`, which keeps its outcome in :attr:`result`.
     """
 
     #: what the callback runs ("range test", "race") and what its answer is ("suggested", ...)
-    work = ""
-    chosen = ""
+    _work = ""
+    _chosen = ""
 
     def __init__(self, *, apply: bool, lr_attr_name: str) -> None:
         if not isinstance(apply, bool):
@@ -86,9 +86,9 @@ class LRCallback(Callback, Generic[R]):
         self.result: R | None = None
         self.applied_lr: float | None = None
         self._from_checkpoint = False
-        self._stop_fit = False  # set by fit_once: end the fit once the lr is chosen
+        self._stop_fit = False  # set by _fit_once: end the fit once the lr is chosen
 
-    def choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
+    def _choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
         """Run the work (every rank under DDP): the learning rate chosen, the same on every
         rank (None for none), and why."""
         raise NotImplementedError
@@ -96,22 +96,22 @@ class LRCallback(Callback, Generic[R]):
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         name = type(self).__name__
         if self._from_checkpoint or trainer.ckpt_path is not None:
-            log.info("%s: fit resumes from a checkpoint; %s skipped", name, self.work)
+            log.info("%s: fit resumes from a checkpoint; %s skipped", name, self._work)
             return
         if trainer.fast_dev_run:
-            log.info("%s: fast_dev_run; %s skipped", name, self.work)
+            log.info("%s: fast_dev_run; %s skipped", name, self._work)
             return
         attr = lr_attr(pl_module, self.lr_attr_name) if self.apply else None
-        lr, reason = self.choose(trainer, pl_module)
+        lr, reason = self._choose(trainer, pl_module)
         if lr is not None and self.apply:
             apply_lr(trainer, pl_module, lr, attr)
             self.applied_lr = lr
         elif lr is None:
-            log.warning("%s: no learning rate %s: %s", name, self.chosen, reason)
+            log.warning("%s: no learning rate %s: %s", name, self._chosen, reason)
         if self._stop_fit:
             trainer.should_stop = True
 
-    def fit_once(
+    def _fit_once(
         self,
         trainer: Any,
         model: Any,
@@ -159,6 +159,6 @@ class LRCallback(Callback, Generic[R]):
             trainer.should_stop = False
         if self.result is None:
             raise RuntimeError(
-                f"the {self.work} did not run (fast_dev_run, or fit was interrupted)"
+                f"the {self._work} did not run (fast_dev_run, or fit was interrupted)"
             )
         return self.result

@@ -83,7 +83,7 @@ class LRFinderCallback(LRCallback[RangeTest]):
         trainer.fit(model, datamodule=dm)      # model.lr / model.hparams.lr now hold the lr
     """
 
-    work, chosen = "range test", "suggested"
+    _work, _chosen = "range test", "suggested"
 
     def __init__(
         self,
@@ -129,7 +129,7 @@ class LRFinderCallback(LRCallback[RangeTest]):
         self._from_checkpoint = True
 
     # -- the test --------------------------------------------------------------------------
-    def choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
+    def _choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
         self.result = range_test(trainer, pl_module, self.ramp)
         suggestion = self.result.suggest(self.method, schedule=self.schedule)
         lr = suggestion.lr
@@ -201,7 +201,7 @@ def find_lr(
         lr_attr_name=lr_attr_name,
         **ramp,
     )
-    return callback.fit_once(
+    return callback._fit_once(
         trainer,
         model,
         train_dataloaders=train_dataloaders,

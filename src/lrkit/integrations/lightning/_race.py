@@ -115,7 +115,7 @@ class LRRaceCallback(LRCallback["RaceResult"]):
         trainer.fit(model, train_loader, val_loader)   # model.hparams.lr: the race's winner
     """
 
-    work, chosen = "race", "chosen"
+    _work, _chosen = "race", "chosen"
 
     def __init__(
         self,
@@ -219,7 +219,7 @@ class LRRaceCallback(LRCallback["RaceResult"]):
             log.warning("LRRaceCallback: %s", note)
         return total, spec or "constant", note
 
-    def choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
+    def _choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
         total, spec, note = self._plan(trainer)
 
         def run_trial(lr_at: Callable[[int], float], trial_log: TrialLog) -> None:
@@ -301,7 +301,7 @@ def verify_lr(
         lr_attr_name=lr_attr_name,
         **options,
     )
-    return callback.fit_once(
+    return callback._fit_once(
         trainer,
         model,
         train_dataloaders=train_dataloaders,
