@@ -22,6 +22,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 L = pytest.importorskip("lightning.pytorch", reason="the 'lightning' extra is not installed")
 
+from _lightning_setup import RegressionSteps  # noqa: E402
+from _lightning_setup import cpu_trainer as _trainer  # noqa: E402
+from _lightning_setup import weights as _params  # noqa: E402
+
 from lrkit.finder import ramp  # noqa: E402
 from lrkit.integrations.lightning import (  # noqa: E402
     GuardCallback,
@@ -30,13 +34,12 @@ from lrkit.integrations.lightning import (  # noqa: E402
     find_lr,
     run_excursion,
 )
-from lrkit.schedules import attach  # noqa: E402
 
 SPEC = "warmup(4, cosine(16, floor=0.1), start=0.1)"
 RAMP = dict(start_lr=1e-3, end_lr=3.0, num_steps=30)
 
 
-class TinyModule(L.LightningModule):  # type: ignore[misc]
+class TinyModule(RegressionSteps, L.LightningModule):  # type: ignore[misc]
     def __init__(
         self,
         lr: float = 0.05,
@@ -67,17 +70,6 @@ class TinyModule(L.LightningModule):  # type: ignore[misc]
         self.log("train_loss", loss)
         return loss
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y = batch
-        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
-
-    def configure_optimizers(self) -> Any:
-        opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9)
-        if self.spec is None:
-            return opt
-        sched = attach(opt, self.spec)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
 
 def _data(n: int = 128) -> TensorDataset:
     g = torch.Generator().manual_seed(1)
@@ -88,26 +80,6 @@ def _data(n: int = 128) -> TensorDataset:
 
 def _loader(shuffle: bool = False, batch_size: int = 16) -> DataLoader[Any]:
     return DataLoader(_data(), batch_size=batch_size, shuffle=shuffle)
-
-
-def _trainer(tmp_path: Path, **kwargs: Any) -> Any:
-    defaults: dict[str, Any] = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-    )
-    defaults.update(kwargs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return L.Trainer(**defaults)
-
-
-def _params(module: torch.nn.Module) -> list[torch.Tensor]:
-    return [t.detach().clone() for t in module.state_dict().values()]
 
 
 @pytest.mark.parametrize(

@@ -24,14 +24,16 @@ from torch.utils.data import DataLoader, TensorDataset
 L = pytest.importorskip("lightning.pytorch", reason="the 'lightning' extra is not installed")
 pytest.importorskip("optuna", reason="the race needs optuna ('tune' extra)")
 
+from _lightning_setup import RegressionSteps, cpu_trainer  # noqa: E402
+from _lightning_setup import weights as _params  # noqa: E402
+
 from lrkit.integrations.lightning import LRRaceCallback, verify_lr  # noqa: E402
 from lrkit.race import run_race  # noqa: E402
-from lrkit.schedules import attach  # noqa: E402
 
 STEPS = 60
 
 
-class Net(L.LightningModule):  # type: ignore[misc]
+class Net(RegressionSteps, L.LightningModule):  # type: ignore[misc]
     def __init__(self, lr: float = 0.05, *, dropout: float = 0.0, spec: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters("lr")
@@ -49,17 +51,6 @@ class Net(L.LightningModule):  # type: ignore[misc]
         x, y = batch
         self.calls += 1
         return torch.nn.functional.mse_loss(self.net(x), y)
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y = batch
-        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
-
-    def configure_optimizers(self) -> Any:
-        opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9)
-        if self.spec is None:
-            return opt
-        sched = attach(opt, self.spec)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 def _data(n: int, seed: int) -> TensorDataset:
@@ -79,24 +70,7 @@ def _val() -> DataLoader[Any]:
 
 
 def _trainer(tmp_path: Path, **kwargs: Any) -> Any:
-    defaults: dict[str, Any] = dict(
-        accelerator="cpu",
-        devices=1,
-        max_steps=STEPS,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-    )
-    defaults.update(kwargs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return L.Trainer(**defaults)
-
-
-def _params(module: torch.nn.Module) -> list[torch.Tensor]:
-    return [t.detach().clone() for t in module.state_dict().values()]
+    return cpu_trainer(tmp_path, **{"max_steps": STEPS, **kwargs})
 
 
 def test_the_race_in_the_trainer_is_run_race_on_the_same_setup(tmp_path: Path) -> None:

@@ -14,6 +14,10 @@ import torch
 tf = pytest.importorskip("transformers", reason="the 'transformers' extra is not installed")
 pytest.importorskip("accelerate", reason="the Trainer needs accelerate ('transformers' extra)")
 
+from _hf_setup import Tokens as _Tokens  # noqa: E402
+from _hf_setup import cpu_args  # noqa: E402
+from _hf_setup import tiny_gpt2 as _gpt2  # noqa: E402
+
 from lrkit.finder import RangeTest, ema, ramp  # noqa: E402
 from lrkit.integrations.transformers import (  # noqa: E402
     GuardCallback,
@@ -24,54 +28,13 @@ from lrkit.integrations.transformers import (  # noqa: E402
 )
 from lrkit.schedules import parse  # noqa: E402
 
-VOCAB = 48
-
-
-def _gpt2(dropout: float = 0.1) -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = tf.GPT2Config(
-        vocab_size=VOCAB,
-        n_positions=32,
-        n_embd=32,
-        n_layer=1,
-        n_head=2,
-        bos_token_id=0,
-        eos_token_id=0,
-        resid_pdrop=dropout,
-        embd_pdrop=dropout,
-        attn_pdrop=dropout,
-    )
-    return tf.GPT2LMHeadModel(config)
-
-
-class _Tokens(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
-    """Deterministic, learnable sequences: each token is the previous one plus 1 (mod VOCAB)."""
-
-    def __len__(self) -> int:
-        return 64
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        ids = (torch.arange(16) + i) % VOCAB
-        return {"input_ids": ids, "labels": ids.clone()}
-
 
 def _loader() -> torch.utils.data.DataLoader[Any]:
     return torch.utils.data.DataLoader(_Tokens(), batch_size=8)
 
 
 def _args(tmp_path: Path, **kwargs: Any) -> Any:
-    defaults: dict[str, Any] = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        logging_steps=1,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=0,
-    )
-    defaults.update(kwargs)
-    return tf.TrainingArguments(**defaults)
+    return cpu_args(tmp_path, **{"logging_steps": 1, **kwargs})
 
 
 class _Recorder:
@@ -364,3 +327,27 @@ def test_guard_callback_stops_training_on_a_non_finite_loss(tmp_path: Path) -> N
     assert trainer.state.global_step == 5
     assert guard_cb.guard.events[0].kind == "nonfinite"
     assert any("lrkit_guard" in h for h in trainer.state.log_history)
+
+
+def test_a_race_result_where_a_range_test_is_needed_is_a_one_line_error() -> None:
+    from types import SimpleNamespace
+
+    from lrkit.integrations.transformers import race_search
+
+    pytest.importorskip("optuna", reason="race_search needs optuna ('tune' extra)")
+
+    race = SimpleNamespace(candidates=[], range_test=None)  # what verify_lr returns, in short
+    for call in (lambda r: hp_space(r), lambda r: race_search(r, max_steps=100)):
+        with pytest.raises(ValueError, match=r"^result must be a RangeTest from find_lr \(a "):
+            call(race)
+        with pytest.raises(ValueError, match="but got result='NoneType'$"):
+            call(None)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from lrkit.integrations.transformers import _schedules
+
+    failed, tried = doctest.testmod(_schedules)
+    assert failed == 0 and tried > 0

@@ -20,6 +20,9 @@ tf = pytest.importorskip("transformers", reason="the 'transformers' extra is not
 pytest.importorskip("accelerate", reason="the Trainer needs accelerate ('transformers' extra)")
 optuna = pytest.importorskip("optuna", reason="the race needs optuna ('tune' extra)")
 
+from _hf_setup import Tokens as _Tokens  # noqa: E402
+from _hf_setup import cpu_args, tiny_gpt2  # noqa: E402
+
 from lrkit.integrations.transformers import (  # noqa: E402
     find_lr,
     race_search,
@@ -30,55 +33,15 @@ from lrkit.integrations.transformers import (  # noqa: E402
 from lrkit.integrations.transformers._finder import hf_schedule  # noqa: E402
 from lrkit.race import resolve_schedule  # noqa: E402
 
-VOCAB = 48
 STEPS = 40
 
 
 def _gpt2() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = tf.GPT2Config(
-        vocab_size=VOCAB,
-        n_positions=32,
-        n_embd=32,
-        n_layer=1,
-        n_head=2,
-        bos_token_id=0,
-        eos_token_id=0,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    return tf.GPT2LMHeadModel(config)
-
-
-class _Tokens(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
-    """Learnable sequences: each token is the previous one plus 1 (mod VOCAB)."""
-
-    def __init__(self, n: int = 64, offset: int = 0) -> None:
-        self.n, self.offset = n, offset
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        ids = (torch.arange(16) + i + self.offset) % VOCAB
-        return {"input_ids": ids, "labels": ids.clone()}
+    return tiny_gpt2(dropout=0.0)
 
 
 def _args(tmp_path: Path, **kwargs: Any) -> Any:
-    defaults: dict[str, Any] = dict(
-        output_dir=str(tmp_path),
-        max_steps=STEPS,
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=16,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=0,
-    )
-    defaults.update(kwargs)
-    return tf.TrainingArguments(**defaults)
+    return cpu_args(tmp_path, **{"max_steps": STEPS, "per_device_eval_batch_size": 16, **kwargs})
 
 
 def _trainer(args: Any, **kwargs: Any) -> Any:

@@ -72,12 +72,85 @@ def ema(values: Iterable[float], smoothing: float) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
+class StopRule:
+    """The range test's smoothing and stop rule, fed one curve point at a time.
+
+    The smoothed value is :func:`ema`'s; the test stops at a non-finite loss or smoothed loss
+    (``"non-finite"``), or when the smoothed loss exceeds ``best + (diverge_factor - 1) * |best|``
+    (``best``: the lowest smoothed value before it; ``"diverged"``; ``diverge_factor=None``
+    never). Every loop that runs a range test (:func:`find_lr`'s, a framework's Trainer's)
+    applies it, so the same losses give the same curve and stop.
+
+    Example:
+        >>> rule = StopRule(smoothing=0.0, diverge_factor=4.0)
+        >>> [rule.add(x) for x in (2.0, 1.0, 9.0)]
+        [(2.0, None), (1.0, None), (9.0, 'diverged')]
+    """
+
+    def __init__(self, smoothing: float, diverge_factor: float | None) -> None:
+        self.smoothing = smoothing
+        self.diverge_factor = diverge_factor
+        self.count = 0
+        self.avg = 0.0
+        self.best = math.inf
+
+    def add(self, value: float) -> tuple[float, str | None]:
+        """The smoothed value of the next point, and why the test stops there (None: it goes on)."""
+        self.count += 1
+        if not math.isfinite(value):
+            return value, "non-finite"
+        beta = self.smoothing
+        self.avg = beta * self.avg + (1.0 - beta) * value
+        smoothed = self.avg / (1.0 - beta**self.count) if beta > 0 else value
+        if not math.isfinite(smoothed):
+            return smoothed, "non-finite"
+        best, factor = self.best, self.diverge_factor
+        if factor is not None and self.count > 1 and smoothed > best + (factor - 1.0) * abs(best):
+            return smoothed, "diverged"
+        self.best = min(best, smoothed)
+        return smoothed, None
+
+
 def _set_lr(group: dict[str, Any], value: float) -> None:
     current = group["lr"]
     if isinstance(current, torch.Tensor):
         current.fill_(value)
     else:
         group["lr"] = value
+
+
+def check_ramp(
+    start_lr: object,
+    end_lr: object,
+    num_steps: object,
+    mode: object,
+    smoothing: object,
+    diverge_factor: object,
+) -> tuple[float, float, int, str, float, float | None]:
+    """The range test's ramp, smoothing and stop settings, checked (every loop that runs a range
+    test takes them): ``(start_lr, end_lr, num_steps, mode, smoothing, diverge_factor)``.
+
+    Example:
+        >>> check_ramp(1e-7, 10, 100, "exp", 0.98, None)
+        (1e-07, 10.0, 100, 'exp', 0.98, None)
+        >>> check_ramp(1.0, 0.1, 100, "exp", 0.98, 4.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: end_lr must be a number > start_lr=1, but got end_lr=0.1
+    """
+    start = check_real("start_lr", start_lr, minimum=0.0, min_inclusive=False)
+    end = check_real("end_lr", end_lr)
+    if end <= start:
+        fail("end_lr", end_lr, f"a number > start_lr={start:g}")
+    steps = check_int("num_steps", num_steps, minimum=10)
+    if steps > MAX_STEPS:
+        fail("num_steps", num_steps, f"an integer in [10, {MAX_STEPS:_}]")
+    shape = check_choice("mode", mode, ("exp", "linear"))
+    beta = check_real("smoothing", smoothing, minimum=0.0, maximum=1.0, max_inclusive=False)
+    factor: float | None = None
+    if diverge_factor is not None:
+        factor = check_real("diverge_factor", diverge_factor, minimum=1.0, min_inclusive=False)
+    return start, end, steps, shape, beta, factor
 
 
 def _validate(
@@ -104,18 +177,9 @@ def _validate(
             "model must have trainable parameters (requires_grad=True), but got a model "
             f"{type(model).__name__} with none"
         )
-    start = check_real("start_lr", start_lr, minimum=0.0, min_inclusive=False)
-    end = check_real("end_lr", end_lr)
-    if end <= start:
-        fail("end_lr", end_lr, f"a number > start_lr={start:g}")
-    steps = check_int("num_steps", num_steps, minimum=10)
-    if steps > MAX_STEPS:
-        fail("num_steps", num_steps, f"an integer in [10, {MAX_STEPS:_}]")
-    check_choice("mode", mode, ("exp", "linear"))
-    beta = check_real("smoothing", smoothing, minimum=0.0, maximum=1.0, max_inclusive=False)
-    factor: float | None = None
-    if diverge_factor is not None:
-        factor = check_real("diverge_factor", diverge_factor, minimum=1.0, min_inclusive=False)
+    start, end, steps, _, beta, factor = check_ramp(
+        start_lr, end_lr, num_steps, mode, smoothing, diverge_factor
+    )
     acc = check_int("accumulation_steps", accumulation_steps, minimum=1)
     if amp is not None:
         check_choice("amp", amp, ("bf16", "fp16"))
@@ -421,37 +485,22 @@ class _Runner:
         curve_losses: list[float] = []
         curve_smoothed: list[float] = []
         curve_steps: list[int] = []
-        avg = 0.0
-        best = math.inf
+        rule = StopRule(smoothing, diverge_factor)
         stop = "completed"
         report, close = _progress(progress, num_steps)
 
         def add_point(step: int, lr: float, value: float) -> bool:
             """Record one curve point; return True when the test must stop."""
-            nonlocal avg, best, stop
+            nonlocal stop
             curve_lrs.append(lr)
             curve_losses.append(value)
             curve_steps.append(step)
-            k = len(curve_losses)
-            if not math.isfinite(value):
-                curve_smoothed.append(value)
-                stop = "non-finite"
-                return True
-            avg = smoothing * avg + (1.0 - smoothing) * value
-            smoothed = avg / (1.0 - smoothing**k) if smoothing > 0 else value
+            smoothed, reason = rule.add(value)
             curve_smoothed.append(smoothed)
-            if not math.isfinite(smoothed):
-                stop = "non-finite"
-                return True
-            if (
-                diverge_factor is not None
-                and k > 1
-                and smoothed > best + (diverge_factor - 1.0) * abs(best)
-            ):
-                stop = "diverged"
-                return True
-            best = min(best, smoothed)
-            return False
+            if reason is None:
+                return False
+            stop = reason
+            return True
 
         try:
             for step in range(num_steps):

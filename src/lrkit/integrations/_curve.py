@@ -2,22 +2,22 @@
 
 Inside Lightning's or Hugging Face's Trainer the Trainer owns the loop; lrkit only sets the
 learning rate before each optimizer step and hears the loss after it. :class:`RampCurve` holds
-what lrkit's own :func:`lrkit.find_lr` computes around its loop: the ramp
-(:func:`lrkit.finder.ramp`), the bias-corrected smoothing (:func:`lrkit.finder.ema`) and the
+what lrkit's own :func:`lrkit.find_lr` uses around its loop: the ramp
+(:func:`lrkit.finder.ramp`), and the bias-corrected smoothing (:func:`lrkit.finder.ema`) and
 stop rule (smoothed loss above ``best + (diverge_factor - 1) * |best|``, or any non-finite
-loss); it builds the same :class:`~lrkit.finder.RangeTest`. The same losses therefore give
-the same curve, stop and suggestion whichever loop produced them.
+loss) of its :class:`~lrkit.finder._range_test.StopRule`; it builds the same
+:class:`~lrkit.finder.RangeTest`. The same losses therefore give the same curve, stop and
+suggestion whichever loop produced them.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from lrkit._validate import check_choice, check_int, check_real, fail
-from lrkit.finder import RangeTest, ema, ramp
+from lrkit.finder import RangeTest, ramp
+from lrkit.finder._range_test import StopRule, check_ramp
 
 __all__ = ["RampCurve"]
 
@@ -43,25 +43,19 @@ class RampCurve:
         smoothing: float = 0.98,
         diverge_factor: float | None = 4.0,
     ) -> None:
-        start = check_real("start_lr", start_lr, minimum=0.0, min_inclusive=False)
-        end = check_real("end_lr", end_lr)
-        if end <= start:
-            fail("end_lr", end_lr, f"a number > start_lr={start:g}")
-        self.num_steps = check_int("num_steps", num_steps, minimum=10)
-        self.mode = check_choice("mode", mode, ("exp", "linear"))
-        self.smoothing = check_real(
-            "smoothing", smoothing, minimum=0.0, maximum=1.0, max_inclusive=False
-        )
-        self.diverge_factor: float | None = None
-        if diverge_factor is not None:
-            self.diverge_factor = check_real(
-                "diverge_factor", diverge_factor, minimum=1.0, min_inclusive=False
-            )
-        self.start_lr, self.end_lr = start, end
-        self.lrs = ramp(start, end, self.num_steps, self.mode)
+        (
+            self.start_lr,
+            self.end_lr,
+            self.num_steps,
+            self.mode,
+            self.smoothing,
+            self.diverge_factor,
+        ) = check_ramp(start_lr, end_lr, num_steps, mode, smoothing, diverge_factor)
+        self.lrs = ramp(self.start_lr, self.end_lr, self.num_steps, self.mode)
         self.losses: list[float] = []
         self.smoothed: list[float] = []
         self.stop_reason: str | None = None
+        self._rule = StopRule(self.smoothing, self.diverge_factor)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -94,24 +88,11 @@ class RampCurve:
         if self.finished:
             raise RuntimeError("the range test already stopped; no more losses can be added")
         self.losses.append(float(loss))
-        if not math.isfinite(loss):
-            self.smoothed.append(float(loss))
-            self.stop_reason = "non-finite"
-            return True
-        smoothed = float(ema(self.losses, self.smoothing)[-1])
-        best = min(self.smoothed, default=math.inf)
+        smoothed, self.stop_reason = self._rule.add(float(loss))
         self.smoothed.append(smoothed)
-        if not math.isfinite(smoothed):
-            self.stop_reason = "non-finite"
-        elif (
-            self.diverge_factor is not None
-            and len(self.losses) > 1
-            and smoothed > best + (self.diverge_factor - 1.0) * abs(best)
-        ):
-            self.stop_reason = "diverged"
-        elif len(self.losses) == self.num_steps:
+        if self.stop_reason is None and len(self.losses) == self.num_steps:
             self.stop_reason = "completed"
-        return self.stop_reason is not None
+        return self.finished
 
     def result(
         self,

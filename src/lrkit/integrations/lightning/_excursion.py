@@ -24,7 +24,7 @@ at a fixed lr or schedule with a :class:`~lrkit.integrations.lightning.GuardCall
 Only public Lightning names are used. What the user sees while an excursion runs: the module's
 ``on_train_start``/``on_train_epoch_start``/``on_train_epoch_end``/``on_train_end`` hooks are
 called for it (as Lightning's own ``LearningRateFinder`` does; ``on_train_epoch_start`` once
-more, for the empty epoch), while the Trainer's other callbacks, its loggers, its lr schedulers
+more, for the empty epoch), while the Trainer's other callbacks, its loggers, its lr schedulers and
 validation are switched off. With ``validation=True`` the fit's own validation loop stays on
 (``validation_step``, the val dataloaders with their distributed samplers, the precision
 plugin, the module's validation hooks) but runs only where the driver asks for it:
@@ -44,6 +44,7 @@ from lightning.pytorch import Callback
 
 from lrkit._validate import check_int
 from lrkit.finder import Snapshot, take_snapshot
+from lrkit.integrations._groups import group_ratios, set_lrs
 
 __all__ = ["LRDriver", "run_excursion", "single_optimizer"]
 
@@ -62,13 +63,6 @@ def single_optimizer(trainer: Any, what: str = "the range test") -> torch.optim.
             f"{len(optimizers)} optimizers"
         )
     return optimizers[0]  # type: ignore[no-any-return]
-
-
-def _set_lr(group: dict[str, Any], value: float) -> None:
-    if isinstance(group["lr"], torch.Tensor):
-        group["lr"].fill_(value)
-    else:
-        group["lr"] = value
 
 
 def _loss_of(outputs: Any) -> torch.Tensor | None:
@@ -118,15 +112,11 @@ class LRDriver(Callback):
 
     # -- hooks -------------------------------------------------------------------------------
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        optimizer = single_optimizer(trainer)
-        bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-        reference = max(bases)
-        self.group_ratios = tuple(b / reference if reference > 0 else 1.0 for b in bases)
+        self.group_ratios = group_ratios(single_optimizer(trainer))
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         lr = float(self.lr_at(len(self.losses)))
-        for group, ratio in zip(optimizer.param_groups, self.group_ratios, strict=True):
-            _set_lr(group, lr * ratio)
+        set_lrs(optimizer, lr, self.group_ratios)
         self._lr = lr
 
     def on_train_batch_end(

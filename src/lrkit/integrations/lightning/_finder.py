@@ -6,19 +6,16 @@ import logging
 import time
 from typing import Any
 
-from lightning.pytorch import Callback
-from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
-
-from lrkit._validate import check_choice, fail
+from lrkit._validate import check_choice
 from lrkit.finder import METHODS, SCHEDULES, RangeTest
 from lrkit.integrations._curve import RampCurve
+from lrkit.integrations.lightning._callback import LRCallback
 from lrkit.integrations.lightning._excursion import LRDriver, run_excursion, single_optimizer
 
-__all__ = ["LRFinderCallback", "apply_lr", "find_lr", "fit_once", "range_test"]
+__all__ = ["LRFinderCallback", "find_lr", "range_test"]
 
 log = logging.getLogger(__name__)
 
-_LR_ATTRS = ("lr", "learning_rate")
 _AMP = {"bf16-mixed": "bf16", "16-mixed": "fp16"}
 
 
@@ -32,15 +29,6 @@ class _RangeTestDriver(LRDriver):
     def record(self, lr: float, loss: float) -> bool:
         super().record(lr, loss)
         return self.curve.add(loss)
-
-
-def _lr_attr(pl_module: Any, name: str) -> str | None:
-    """The attribute holding the module's lr (``lr_attr_name``, else ``lr``/``learning_rate``)."""
-    if name:
-        if not lightning_hasattr(pl_module, name):
-            fail("lr_attr_name", name, "an attribute of the module or of its hparams")
-        return name
-    return next((a for a in _LR_ATTRS if lightning_hasattr(pl_module, a)), None)
 
 
 def range_test(trainer: Any, pl_module: Any, ramp: dict[str, Any]) -> RangeTest:
@@ -67,86 +55,7 @@ def range_test(trainer: Any, pl_module: Any, ramp: dict[str, Any]) -> RangeTest:
     )
 
 
-def apply_lr(trainer: Any, pl_module: Any, lr: float, attr: str | None) -> None:
-    """Use ``lr`` as Lightning's ``update_attr`` does: the module's ``attr`` (``lr`` /
-    ``hparams``) and the optimizer's learning rates (other groups keep their ratios; attached
-    schedulers' base lrs are rescaled)."""
-    optimizer = single_optimizer(trainer)
-    bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-    reference = max(bases)
-    if reference > 0:
-        _scale_lrs(trainer, optimizer, lr / reference)
-    else:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-    if attr is not None:
-        lightning_setattr(pl_module, attr, lr)
-    else:
-        log.info("lrkit: the module has no lr / learning_rate attribute to update")
-
-
-def fit_once(
-    trainer: Any,
-    model: Any,
-    callback: Any,
-    *,
-    update_attr: bool,
-    lr_attr_name: str,
-    train_dataloaders: Any = None,
-    val_dataloaders: Any = None,
-    datamodule: Any = None,
-) -> None:
-    """``trainer.fit`` with ``callback`` first, told to end the fit when done (Tuner-style:
-    ``callback._stop_fit``); the Trainer's callbacks and limits, and the global RNGs, are put
-    back afterwards. With ``update_attr`` the module must have an lr attribute to update."""
-    from lrkit._state import _capture_rng, _restore_rng
-
-    if update_attr and _lr_attr(model, lr_attr_name) is None:
-        fail(
-            "update_attr",
-            update_attr,
-            "False, or a module with an lr / learning_rate attribute or hparam (or lr_attr_name)",
-        )
-    callback._stop_fit = True
-
-    rng = _capture_rng()
-    saved = (
-        trainer.callbacks,
-        trainer.num_sanity_val_steps,
-        trainer.fit_loop.min_epochs,
-        trainer.fit_loop.epoch_loop.min_steps,
-    )
-    trainer.callbacks = [callback, *trainer.callbacks]
-    trainer.num_sanity_val_steps = 0
-    trainer.fit_loop.min_epochs = 0  # so that the fit can end right after the callback's work
-    trainer.fit_loop.epoch_loop.min_steps = None
-    try:
-        trainer.fit(
-            model,
-            train_dataloaders=train_dataloaders,
-            val_dataloaders=val_dataloaders,
-            datamodule=datamodule,
-        )
-    finally:
-        _restore_rng(rng)
-        trainer.callbacks, trainer.num_sanity_val_steps = saved[0], saved[1]
-        trainer.fit_loop.min_epochs, trainer.fit_loop.epoch_loop.min_steps = saved[2], saved[3]
-        trainer.should_stop = False
-
-
-def _scale_lrs(trainer: Any, optimizer: Any, factor: float) -> None:
-    """Multiply every group's lr (and the schedulers' base lrs) by ``factor``, keeping ratios."""
-    for group in optimizer.param_groups:
-        group["lr"] = group["lr"] * factor
-        if "initial_lr" in group:
-            group["initial_lr"] = group["initial_lr"] * factor
-    for config in trainer.lr_scheduler_configs:
-        scheduler = config.scheduler
-        if getattr(scheduler, "optimizer", None) is optimizer and hasattr(scheduler, "base_lrs"):
-            scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]
-
-
-class LRFinderCallback(Callback):
+class LRFinderCallback(LRCallback[RangeTest]):
     """Run lrkit's range test inside ``Trainer.fit``, before training starts.
 
     The test runs in the Trainer's own fit loop (see :func:`run_excursion`), so the Trainer's
@@ -174,6 +83,8 @@ class LRFinderCallback(Callback):
         trainer.fit(model, datamodule=dm)      # model.lr / model.hparams.lr now hold the lr
     """
 
+    _work, _chosen = "range test", "suggested"
+
     def __init__(
         self,
         *,
@@ -188,14 +99,9 @@ class LRFinderCallback(Callback):
         smoothing: float = 0.98,
         diverge_factor: float | None = 4.0,
     ) -> None:
-        if not isinstance(apply, bool):
-            fail("apply", apply, "True or False")
-        if not isinstance(lr_attr_name, str):
-            fail("lr_attr_name", lr_attr_name, "an attribute name (str)")
-        self.apply = apply
+        super().__init__(apply=apply, lr_attr_name=lr_attr_name)
         self.method = check_choice("method", method, METHODS)
         self.schedule = check_choice("schedule", schedule, SCHEDULES)
-        self.lr_attr_name = lr_attr_name
         self.ramp: dict[str, Any] = dict(
             start_lr=start_lr,
             end_lr=end_lr,
@@ -205,11 +111,7 @@ class LRFinderCallback(Callback):
             diverge_factor=diverge_factor,
         )
         RampCurve(**self.ramp)  # validate now, not when fit starts
-        self.result: RangeTest | None = None
         self.suggested_lr: float | None = None
-        self.applied_lr: float | None = None
-        self._from_checkpoint = False
-        self._stop_fit = False  # set by find_lr: end the fit after the test
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -227,14 +129,7 @@ class LRFinderCallback(Callback):
         self._from_checkpoint = True
 
     # -- the test --------------------------------------------------------------------------
-    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        if self._from_checkpoint or trainer.ckpt_path is not None:
-            log.info("LRFinderCallback: fit resumes from a checkpoint; range test skipped")
-            return
-        if trainer.fast_dev_run:
-            log.info("LRFinderCallback: fast_dev_run; range test skipped")
-            return
-        attr = _lr_attr(pl_module, self.lr_attr_name) if self.apply else None
+    def _choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
         self.result = range_test(trainer, pl_module, self.ramp)
         suggestion = self.result.suggest(self.method, schedule=self.schedule)
         lr = suggestion.lr
@@ -249,13 +144,7 @@ class LRFinderCallback(Callback):
             "none" if lr is None else f"{lr:.3g}",
             suggestion.reason,
         )
-        if lr is not None and self.apply:
-            apply_lr(trainer, pl_module, lr, attr)
-            self.applied_lr = lr
-        elif lr is None:
-            log.warning("LRFinderCallback: no learning rate suggested: %s", suggestion.reason)
-        if self._stop_fit:
-            trainer.should_stop = True
+        return lr, suggestion.reason
 
     def _log_curve(self, trainer: Any) -> None:
         assert self.result is not None
@@ -312,16 +201,10 @@ def find_lr(
         lr_attr_name=lr_attr_name,
         **ramp,
     )
-    fit_once(
+    return callback._fit_once(
         trainer,
         model,
-        callback,
-        update_attr=update_attr,
-        lr_attr_name=lr_attr_name,
         train_dataloaders=train_dataloaders,
         val_dataloaders=val_dataloaders,
         datamodule=datamodule,
     )
-    if callback.result is None:
-        raise RuntimeError("the range test did not run (fast_dev_run, or fit was interrupted)")
-    return callback.result

@@ -19,43 +19,28 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
-from lightning.pytorch import Callback
 
 from lrkit._validate import check_int, check_real, fail
+from lrkit.integrations._trials import SetupError, race_trainer
+from lrkit.integrations.lightning._callback import LRCallback
 from lrkit.integrations.lightning._excursion import LRDriver, run_excursion, single_optimizer
-from lrkit.integrations.lightning._finder import _lr_attr, apply_lr, fit_once, range_test
+from lrkit.integrations.lightning._finder import range_test
 
 if TYPE_CHECKING:
-    from lrkit.race import RaceResult, TrialOutcome
-    from lrkit.schedules import Schedule
+    from lrkit.race import RaceResult, TrialLog
 
 __all__ = ["LRRaceCallback", "verify_lr"]
 
 log = logging.getLogger(__name__)
 
 
-class _SetupError(ValueError):
-    """A problem with the user's setup that every trial would hit: it ends the race."""
-
-
 class _TrialDriver(LRDriver):
-    """One race trial: ``lr * schedule(k)`` at step ``k``, judged by a
-    :class:`lrkit.race.TrialLog` (guarded, validated when it says so)."""
+    """One race trial: ``lr_at(k)`` at step ``k``, judged by its :class:`lrkit.race.TrialLog`
+    (guarded, validated when it says so)."""
 
-    def __init__(
-        self,
-        lr: float,
-        schedule: Schedule,
-        steps: int,
-        evaluations: int,
-        counter: list[int],
-        *,
-        monitor: str,
-    ) -> None:
-        from lrkit.race import TrialLog
-
-        super().__init__(lambda k: lr * float(schedule(k)), steps)
-        self.log = TrialLog(steps, evaluations, counter)
+    def __init__(self, lr_at: Callable[[int], float], log: TrialLog, monitor: str) -> None:
+        super().__init__(lr_at, log.steps)
+        self.log = log
         self.monitor = monitor
 
     def record(self, lr: float, loss: float) -> bool:
@@ -74,7 +59,7 @@ class _TrialDriver(LRDriver):
         super().on_validation_end(trainer, pl_module)
         metrics = trainer.callback_metrics
         if self.monitor not in metrics:
-            raise _SetupError(
+            raise SetupError(
                 f"the race scores each trial on the validation metric monitor={self.monitor!r}, "
                 f"but validation logged {sorted(metrics) or 'nothing'}: log it in "
                 f"validation_step, e.g. self.log({self.monitor!r}, loss), or choose monitor="
@@ -102,7 +87,7 @@ def _scheduler_schedule(trainer: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
-class LRRaceCallback(Callback):
+class LRRaceCallback(LRCallback["RaceResult"]):
     """lrkit's verified learning rate inside ``Trainer.fit``: a range test narrows, a short
     guarded race on validation loss decides, before training starts.
 
@@ -130,6 +115,8 @@ class LRRaceCallback(Callback):
         trainer.fit(model, train_loader, val_loader)   # model.hparams.lr: the race's winner
     """
 
+    _work, _chosen = "race", "chosen"
+
     def __init__(
         self,
         *,
@@ -148,12 +135,9 @@ class LRRaceCallback(Callback):
     ) -> None:
         from lrkit.race import DEFAULT_BUDGET
 
-        if not isinstance(apply, bool):
-            fail("apply", apply, "True or False")
+        super().__init__(apply=apply, lr_attr_name=lr_attr_name)
         if not isinstance(monitor, str) or not monitor:
             fail("monitor", monitor, "the name of a metric logged in validation_step")
-        if not isinstance(lr_attr_name, str):
-            fail("lr_attr_name", lr_attr_name, "an attribute name (str)")
         if schedule is not None and not isinstance(schedule, str):
             fail("schedule", schedule, "None or an lrkit schedule spec such as 'cosine'")
         self.budget = check_real(
@@ -164,8 +148,6 @@ class LRRaceCallback(Callback):
         )
         self.schedule = schedule
         self.monitor = monitor
-        self.apply = apply
-        self.lr_attr_name = lr_attr_name
         self.options: dict[str, Any] = {
             k: v
             for k, v in dict(
@@ -178,13 +160,8 @@ class LRRaceCallback(Callback):
             ).items()
             if v is not None
         }
-        self.result: RaceResult | None = None
         self.summary: dict[str, Any] | None = None
         self.verified_lr: float | None = None
-        self.applied_lr: float | None = None
-        self._from_checkpoint = False
-        self._stop_fit = False  # set by verify_lr: end the fit after the race
-        self._error: _SetupError | None = None
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -205,10 +182,8 @@ class LRRaceCallback(Callback):
     def _run_length(self, trainer: Any) -> int:
         if self.total_steps is not None:
             return self.total_steps
-        estimated = trainer.estimated_stepping_batches
-        if not isinstance(estimated, int) and not (
-            isinstance(estimated, float) and math.isfinite(estimated)
-        ):
+        estimated = trainer.estimated_stepping_batches  # inf when unknown
+        if not (isinstance(estimated, int) or math.isfinite(estimated)):
             fail(
                 "total_steps",
                 None,
@@ -217,16 +192,8 @@ class LRRaceCallback(Callback):
             )
         return check_int("total_steps", int(estimated), minimum=1)
 
-    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        from lrkit.race import ExternalTrials, run_race
-
-        if self._from_checkpoint or trainer.ckpt_path is not None:
-            log.info("LRRaceCallback: fit resumes from a checkpoint; race skipped")
-            return
-        if trainer.fast_dev_run:
-            log.info("LRRaceCallback: fast_dev_run; race skipped")
-            return
-        attr = _lr_attr(pl_module, self.lr_attr_name) if self.apply else None
+    def _plan(self, trainer: Any) -> tuple[int, str, str | None]:
+        """Check that this fit can race; its run length, the schedule to race, and a note."""
         single_optimizer(trainer, "the race")
         if self.budget > 0 and not trainer.enable_validation:
             raise ValueError(
@@ -250,22 +217,25 @@ class LRRaceCallback(Callback):
                 fail("schedule", spec, "a schedule without reduce-on-plateau for a race")
         if note is not None:
             log.warning("LRRaceCallback: %s", note)
-        trials = ExternalTrials(
-            train=self._trial(trainer, pl_module),
+        return total, spec or "constant", note
+
+    def _choose(self, trainer: Any, pl_module: Any) -> tuple[float | None, str]:
+        total, spec, note = self._plan(trainer)
+
+        def run_trial(lr_at: Callable[[int], float], trial_log: TrialLog) -> None:
+            driver = _TrialDriver(lr_at, trial_log, self.monitor)
+            run_excursion(trainer, pl_module, driver, validation=True)
+
+        result = race_trainer(
+            run_trial,
             range_test=lambda steps: range_test(trainer, pl_module, {"num_steps": steps}),
             name=type(pl_module).__name__,
             validation=f"the Trainer's validation loop ({self.monitor!r})",
-        )
-        self._error = None
-        result = run_race(
-            trials,
-            schedule=spec or "constant",
+            schedule=spec,
             total_steps=total,
             budget=self.budget,
             **self.options,
         )
-        if self._error is not None:  # every trial failed on it: say so, not "no winner"
-            raise self._error
         if note is not None:
             result.notes.append(note)
         lr = result.lr
@@ -274,31 +244,7 @@ class LRRaceCallback(Callback):
         self.result, self.verified_lr = result, lr
         log.info("LRRaceCallback: %s (%s)", result, result.reason)
         self._log(trainer)
-        if lr is not None and self.apply:
-            apply_lr(trainer, pl_module, lr, attr)
-            self.applied_lr = lr
-        elif lr is None:
-            log.warning("LRRaceCallback: no learning rate chosen: %s", result.reason)
-        if self._stop_fit:
-            trainer.should_stop = True
-
-    def _trial(
-        self, trainer: Any, pl_module: Any
-    ) -> Callable[[float, int, Schedule, int, list[int]], TrialOutcome]:
-        def train(
-            lr: float, steps: int, schedule: Schedule, evaluations: int, counter: list[int]
-        ) -> TrialOutcome:
-            if self._error is not None:
-                raise self._error
-            driver = _TrialDriver(lr, schedule, steps, evaluations, counter, monitor=self.monitor)
-            try:
-                run_excursion(trainer, pl_module, driver, validation=True)
-            except _SetupError as exc:
-                self._error = exc
-                raise
-            return driver.log.outcome()
-
-        return train
+        return lr, result.reason
 
     def _log(self, trainer: Any) -> None:
         result = self.result
@@ -355,16 +301,10 @@ def verify_lr(
         lr_attr_name=lr_attr_name,
         **options,
     )
-    fit_once(
+    return callback._fit_once(
         trainer,
         model,
-        callback,
-        update_attr=update_attr,
-        lr_attr_name=lr_attr_name,
         train_dataloaders=train_dataloaders,
         val_dataloaders=val_dataloaders,
         datamodule=datamodule,
     )
-    if callback.result is None:
-        raise RuntimeError("the race did not run (fast_dev_run, or fit was interrupted)")
-    return callback.result

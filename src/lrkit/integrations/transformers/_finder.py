@@ -29,8 +29,9 @@ from transformers.trainer_utils import SaveStrategy
 from lrkit._validate import check_choice, check_int, fail
 from lrkit.finder import METHODS, RangeTest, take_snapshot
 from lrkit.integrations._curve import RampCurve
+from lrkit.integrations._groups import group_ratios, set_lrs
 
-__all__ = ["DriveLR", "find_lr", "hp_space", "run_excursion", "training_args"]
+__all__ = ["DriveLR", "find_lr", "hp_space", "range_test_of", "run_excursion", "training_args"]
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +53,10 @@ class DriveLR(TrainerCallback):  # type: ignore[misc]
         optimizer = kwargs["optimizer"]
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer
         self.optimizer_name = type(inner).__name__
-        bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-        reference = max(bases)
-        self.group_ratios = tuple(b / reference if reference > 0 else 1.0 for b in bases)
+        self.group_ratios = group_ratios(optimizer)
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        lr = float(self.lr_at(self.stepped))
-        for group, ratio in zip(kwargs["optimizer"].param_groups, self.group_ratios, strict=True):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr * ratio)
-            else:
-                group["lr"] = lr * ratio
+        set_lrs(kwargs["optimizer"], float(self.lr_at(self.stepped)), self.group_ratios)
         self.stepped += 1
 
 
@@ -76,9 +70,9 @@ class _RampCallback(DriveLR):
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
     ) -> None:
-        if not logs or "loss" not in logs or self.curve.step >= self.stepped:
+        if not logs or "loss" not in logs or self.curve.finished:
             return
-        if self.curve.finished:
+        if self.curve.step >= self.stepped:  # no optimizer step since the last loss
             return
         # the step's loss: the mean over its micro-batches (and ranks), as the Trainer logs it
         if self.curve.add(float(logs["loss"])):
@@ -312,6 +306,16 @@ def _race_args(result: Any) -> dict[str, Any]:
     return {"learning_rate": result.lr, "lr_scheduler_type": hf[0], "warmup_steps": hf[1]}
 
 
+def range_test_of(result: object) -> RangeTest:
+    """``result`` when it is a :class:`lrkit.finder.RangeTest`; else ValueError, one line."""
+    if not isinstance(result, RangeTest):
+        held = (
+            " (a RaceResult holds one: result.range_test)" if hasattr(result, "candidates") else ""
+        )
+        fail("result", type(result).__name__, f"a RangeTest from find_lr{held}")
+    return result
+
+
 def hp_space(result: RangeTest, *, schedule: str = "cosine") -> Callable[[Any], dict[str, float]]:
     """An Optuna ``hp_space`` for ``trainer.hyperparameter_search``, bounded by the range test.
 
@@ -324,7 +328,7 @@ def hp_space(result: RangeTest, *, schedule: str = "cosine") -> Callable[[Any], 
         best = trainer.hyperparameter_search(
             backend="optuna", hp_space=hp_space(result), n_trials=8, direction="minimize")
     """
-    bounds = result.suggest_range(schedule=schedule)
+    bounds = range_test_of(result).suggest_range(schedule=schedule)
     if bounds is None:
         fail("result", result, "a range test whose curve gives a learning-rate range")
     low, high = bounds

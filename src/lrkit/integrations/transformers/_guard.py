@@ -35,6 +35,7 @@ class GuardCallback(TrainerCallback):
 
     @property
     def guard(self) -> Guard:
+        """The :class:`lrkit.Guard` in use (created when training starts unless given)."""
         if self._guard is None:
             raise ValueError("GuardCallback.guard is created when training starts")
         return self._guard
@@ -77,5 +78,6 @@ class GuardCallback(TrainerCallback):
             log.error("lrkit Guard stopped training: %s", exc)
             control.should_training_stop = True
         for event in guard.events[before:]:
-            record = event.to_dict() if hasattr(event, "to_dict") else dict(vars(event))
-            state.log_history.append({"step": int(state.global_step), "lrkit_guard": record})
+            state.log_history.append(
+                {"step": int(state.global_step), "lrkit_guard": event.to_dict()}
+            )

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lrkit._validate import check_int, check_real, fail
-from lrkit.integrations.transformers._finder import DriveLR, find_lr, run_excursion
+from lrkit.integrations._trials import SetupError, race_trainer
+from lrkit.integrations.transformers._finder import DriveLR, find_lr, range_test_of, run_excursion
 
 if TYPE_CHECKING:
-    from lrkit.race import RaceResult, TrialOutcome
-    from lrkit.schedules import Schedule
+    from lrkit.race import RaceResult, TrialLog
 
 __all__ = ["race_search", "trainer_schedule", "verify_lr"]
 
@@ -75,22 +76,12 @@ def trainer_schedule(args: Any, total_steps: int) -> str:
 
 
 class _Trial(DriveLR):
-    """One race trial: ``lr * schedule(k)`` at step ``k``, judged by a
-    :class:`lrkit.race.TrialLog` on the loss the Trainer logs, evaluated when it says so."""
+    """One race trial: ``lr_at(k)`` at step ``k``, judged by its :class:`lrkit.race.TrialLog`
+    on the loss the Trainer logs, evaluated when it says so."""
 
-    def __init__(
-        self,
-        lr: float,
-        schedule: Schedule,
-        steps: int,
-        evaluations: int,
-        counter: list[int],
-        metric: str,
-    ) -> None:
-        from lrkit.race import TrialLog
-
-        super().__init__(lambda k: lr * float(schedule(k)))
-        self.log = TrialLog(steps, evaluations, counter)
+    def __init__(self, lr_at: Callable[[int], float], log: TrialLog, metric: str) -> None:
+        super().__init__(lr_at)
+        self.log = log
         self.metric = metric
 
     def on_log(
@@ -110,16 +101,12 @@ class _Trial(DriveLR):
     ) -> None:
         metrics = metrics or {}
         if self.metric not in metrics:
-            raise _SetupError(
+            raise SetupError(
                 f"the race scores each trial on metric={self.metric!r}, but evaluate() returned "
                 f"{sorted(metrics)}: give the Trainer an eval_dataset (and labels), or choose "
                 "metric="
             )
         self.log.validated(float(metrics[self.metric]))
-
-
-class _SetupError(ValueError):
-    """A problem every trial would hit: it ends the race."""
 
 
 def verify_lr(
@@ -152,7 +139,7 @@ def verify_lr(
         result = verify_lr(trainer, budget=3)
         args = TrainingArguments(output_dir="out", **training_args(result))
     """
-    from lrkit.race import DEFAULT_BUDGET, ExternalTrials, run_race
+    from lrkit.race import DEFAULT_BUDGET
 
     budget = check_real("budget", DEFAULT_BUDGET if budget is None else budget, minimum=0.0)
     if not isinstance(metric, str) or not metric:
@@ -165,30 +152,20 @@ def verify_lr(
     total = _run_length(trainer) if total_steps is None else total_steps
     total = check_int("total_steps", total, minimum=1)
     spec = schedule if schedule is not None else trainer_schedule(trainer.args, total)
-    error: list[_SetupError] = []
 
-    def train(
-        lr: float, steps: int, sched: Schedule, evaluations: int, counter: list[int]
-    ) -> TrialOutcome:
-        if error:
-            raise error[0]
-        trial = _Trial(lr, sched, steps, evaluations, counter, metric)
-        try:
-            run_excursion(trainer, trial, max_steps=steps)
-        except _SetupError as exc:
-            error.append(exc)
-            raise
-        return trial.log.outcome()
+    def run_trial(lr_at: Callable[[int], float], trial_log: TrialLog) -> None:
+        run_excursion(trainer, _Trial(lr_at, trial_log, metric), max_steps=trial_log.steps)
 
-    trials = ExternalTrials(
-        train=train,
+    result = race_trainer(
+        run_trial,
         range_test=lambda steps: find_lr(trainer, num_steps=steps),
         name=type(trainer.model).__name__ if trainer.model is not None else "model_init",
         validation=f"the Trainer's evaluate() ({metric!r})",
+        schedule=spec,
+        total_steps=total,
+        budget=budget,
+        **options,
     )
-    result = run_race(trials, schedule=spec, total_steps=total, budget=budget, **options)
-    if error:
-        raise error[0]
     log.info("verify_lr: %s (%s)", result, result.reason)
     return result
 
@@ -237,14 +214,15 @@ def race_search(
     )
     from lrkit.race._plan import thin
 
+    test = range_test_of(result)
     max_steps = check_int("max_steps", max_steps, minimum=1)
     budget = check_real("budget", DEFAULT_BUDGET if budget is None else budget, minimum=0.0)
     if budget == 0:
         fail("budget", budget, "> 0 for a search (budget=0 is the range test's answer)")
-    spent = len(result.losses)
+    spent = len(test.losses)
     check_budget(budget, max_steps, spent)
     family = schedule_family(resolve_schedule(schedule, max_steps), max_steps)
-    interval = plausible_interval(result, family)
+    interval = plausible_interval(test, family)
     points = lattice(interval.low, interval.high)
     rungs = plan_rungs(len(points), int(budget * max_steps) - spent, max_steps)
     lrs = thin(points, rungs[0].count)

@@ -23,7 +23,14 @@ def trainer_optimizers(
     """``(optimizer, scheduler)`` for ``Trainer(optimizers=...)`` driven by an lrkit schedule.
 
     The Trainer steps the scheduler once per optimizer step, as lrkit counts steps, and saves
-    its ``state_dict`` in checkpoints, so resumed runs keep the exact learning rates.
+    its ``state_dict`` in checkpoints, so resumed runs keep the exact learning rates. Without
+    ``optimizer``, an ``AdamW`` over the model's parameters with ``lr`` and ``weight_decay``.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 1)
+        >>> optimizer, scheduler = trainer_optimizers(model, "warmup(10, cosine(90))", lr=1e-3)
+        >>> type(optimizer).__name__, optimizer.param_groups[0]["lr"]  # warmup starts at 1%
+        ('AdamW', 1e-05)
     """
     from lrkit.schedules import attach
 
