@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from runcache import CACHE, BenchTask, RunCache, schedule_spec
 
 from lrkit.finder import RangeTest, ema, find_lr
@@ -86,7 +87,9 @@ class Curves:
             if not self.allow_run:
                 raise KeyError(f"range test {self.task.name} seed {seed} not cached")
             setup = self.task.setup(seed=seed)
-            test = find_lr(setup.model, setup.optimizer, setup.loss_fn, setup.train_loader)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)  # what the model draws (dropout), as run_race seeds it
+                test = find_lr(setup.model, setup.optimizer, setup.loss_fn, setup.train_loader)
             assert test.train_losses is not None
             entry = {
                 "lrs": [float(f"{v:.6g}") for v in test.lrs],

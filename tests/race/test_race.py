@@ -284,3 +284,18 @@ def test_a_curve_without_answer_is_retested_longer_then_answered_conservatively(
     last = float(result.range_test.lrs[-1])
     assert result.lr == pytest.approx(last / 100)
     assert "conservative 1/100" in result.reason and "budget > 0" in result.reason
+
+
+def test_the_seed_fixes_the_range_test_of_a_model_with_dropout(setup: dict[str, Any]) -> None:
+    """Dropout draws from the global RNG: the caller's RNG state must not change the answer."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(32, 1)
+    )
+    setup = {**setup, "model": model, "optimizer": torch.optim.Adam(model.parameters())}
+    answers = []
+    for state in (1, 2):
+        torch.manual_seed(state)  # as if the caller had drawn other random numbers before
+        result = run_race(setup, total_steps=400, budget=0, seed=5)
+        answers.append((result.lr, list(result.range_test.losses)))
+    assert answers[0] == answers[1]

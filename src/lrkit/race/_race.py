@@ -287,15 +287,21 @@ def _run_range_test(target: _Target, steps: int, seed: int, progress: Progress |
             progress("range test", int(done), int(total))
 
         progress("range test", 0, steps)
-    return find_lr(
-        setup.model,
-        setup.optimizer,
-        setup.loss_fn,
-        setup.train_loader,
-        num_steps=steps,
-        step_fn=setup.step_fn,
-        progress=callback,
-    )
+    import torch
+
+    # the seed fixes what the model draws (dropout) as it fixes every trial; the caller's RNG
+    # is restored around the whole race
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return find_lr(
+            setup.model,
+            setup.optimizer,
+            setup.loss_fn,
+            setup.train_loader,
+            num_steps=steps,
+            step_fn=setup.step_fn,
+            progress=callback,
+        )
 
 
 def _race_trials(study: Any) -> dict[tuple[int, float], Any]:
