@@ -399,6 +399,13 @@ def test_auto_bad_input(kwargs: dict[str, Any], message: str) -> None:
         auto(**kwargs)
 
 
+def test_a_bad_worker_count_is_refused_before_any_training() -> None:
+    stages: list[str] = []
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        auto(task="digits", budget=3, workers=0, progress=lambda stage, *_: stages.append(stage))
+    assert stages == []  # no range test ran first
+
+
 def test_auto_refuses_target_and_task() -> None:
     with pytest.raises(ValueError, match="task must be None when a target is given"):
         auto(_user_setup(), task="digits")

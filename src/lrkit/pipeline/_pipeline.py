@@ -140,6 +140,7 @@ def auto(
     train_steps = check_int("train_steps", train_steps, minimum=0)
     seed = check_int("seed", seed, minimum=0)
     max_attempts = check_int("max_attempts", max_attempts, minimum=1)
+    workers = check_int("workers", workers, minimum=1)  # before the range test, not after
     if total_steps is not None:
         total_steps = check_int("total_steps", total_steps, minimum=10)
     if train_steps and train_steps < 10:
