@@ -322,6 +322,20 @@ def _user_setup() -> Setup:
     )
 
 
+def test_the_seed_fixes_the_range_test_of_a_model_with_dropout() -> None:
+    """Dropout draws from the global RNG: the caller's RNG state must not change the answer."""
+    answers = []
+    for state in (1, 2):
+        setup = _user_setup()
+        torch.manual_seed(0)
+        setup.model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 2))
+        setup.optimizer = torch.optim.Adam(setup.model.parameters())
+        torch.manual_seed(state)  # as if the caller had drawn other random numbers before
+        result = auto(setup, quick=True, total_steps=400, range_steps=30, seed=5)
+        answers.append((result.lr, list(result.range_test.losses)))
+    assert answers[0] == answers[1]
+
+
 def test_auto_on_a_user_setup_leaves_it_unchanged() -> None:
     setup = _user_setup()
     before = {k: v.clone() for k, v in setup.model.state_dict().items()}

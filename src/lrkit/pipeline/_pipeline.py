@@ -209,7 +209,7 @@ def auto(
     threads = _TASK_THREADS if task_obj is not None else None
     t0 = time.perf_counter()
     with torch_threads(threads):
-        range_test = _range_test(setup, advice, range_steps, progress)
+        range_test = _range_test(setup, advice, range_steps, seed, progress)
     timings["range_test"] = time.perf_counter() - t0
     family = finder_schedule(advice.schedule, run_steps)
     suggestion, reason = _suggest(range_test, family)
@@ -313,7 +313,8 @@ def _steps_of(range_test: Any) -> int:
     return len(losses if losses is not None else range_test.losses)
 
 
-def _range_test(setup: Setup, advice: Any, steps: int, progress: Progress | None) -> Any:
+def _range_test(setup: Setup, advice: Any, steps: int, seed: int, progress: Progress | None) -> Any:
+    from lrkit._seed import seeded
     from lrkit.finder import find_lr
 
     low, high = advice.lr_range
@@ -323,18 +324,19 @@ def _range_test(setup: Setup, advice: Any, steps: int, progress: Progress | None
     on_range = None if progress is None else _stage_callback(progress, "range test", steps)
     if progress is not None:
         progress("range test", 0, steps)
-    range_test = find_lr(
-        setup.model,
-        setup.optimizer,
-        setup.loss_fn,
-        setup.train_loader,
-        val_loader=None,
-        start_lr=start_lr,
-        end_lr=end_lr,
-        num_steps=steps,
-        step_fn=setup.step_fn,
-        progress=on_range if on_range is not None else False,
-    )
+    with seeded(seed):  # what the model draws (dropout) depends on the seed alone
+        range_test = find_lr(
+            setup.model,
+            setup.optimizer,
+            setup.loss_fn,
+            setup.train_loader,
+            val_loader=None,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=steps,
+            step_fn=setup.step_fn,
+            progress=on_range if on_range is not None else False,
+        )
     if progress is not None:
         progress("range test", steps, steps)
     return range_test

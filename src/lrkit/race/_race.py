@@ -287,12 +287,10 @@ def _run_range_test(target: _Target, steps: int, seed: int, progress: Progress |
             progress("range test", int(done), int(total))
 
         progress("range test", 0, steps)
-    import torch
+    from lrkit._seed import seeded
 
-    # the seed fixes what the model draws (dropout) as it fixes every trial; the caller's RNG
-    # is restored around the whole race
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    # the seed fixes what the model draws (dropout), as it fixes every trial
+    with seeded(seed):
         return find_lr(
             setup.model,
             setup.optimizer,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from lrkit._seed import seeded
 from lrkit._setup import Setup
 from lrkit._validate import check_choice, check_int, check_real
 from lrkit.tasks._data import CHARSET, BatchLoader, load
@@ -144,8 +145,7 @@ class Task:
         batch_size = self.batch_size if batch_size is None else batch_size
         batch_size = check_int("batch_size", batch_size, minimum=2)
         x_train, y_train, x_val, y_val = load(self.data or self.name)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = self.build_model()
         optimizer = make_optimizer(self.optimizer, list(model.parameters()), lr)
         loss_fn: nn.Module

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from lrkit._seed import seeded
 from lrkit._setup import Setup, as_setup
 from lrkit._validate import check_int, check_real, fail
 from lrkit.finder._batches import BatchCycler, move_to
@@ -177,8 +178,7 @@ def train(
 
     result = TrainResult()
     model, optimizer = setup.model, setup.optimizer
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model.train()
         batches = BatchCycler(setup.train_loader, "train_loader")
         device = _device(model)  # batches go where the model is, as in the range test
